@@ -1,0 +1,51 @@
+# Two commands set up a fresh machine: `make run` and `make test` (see README).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+RUNTIME_STAMP := $(VENV)/.installed-runtime
+TEST_STAMP    := $(VENV)/.installed-test
+
+.PHONY: run test lint typecheck pytest system-deps services bench clean
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "mediamesh needs Python 3.11 or newer")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(RUNTIME_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	@touch $@
+
+$(TEST_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[test]'
+	@touch $@ $(RUNTIME_STAMP)
+
+## Start the server on the embedded default (SQLite under ./data).
+run: $(RUNTIME_STAMP)
+	$(BIN)/mediamesh serve
+
+## Install everything the tests need, start the servers they use, run lint, types and the whole suite.
+test: $(TEST_STAMP) system-deps services lint typecheck pytest
+
+system-deps:
+	@scripts/install-system-deps.sh
+
+services:
+	@scripts/ensure-services.sh
+
+lint: $(TEST_STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: $(TEST_STAMP)
+	$(BIN)/mypy
+
+pytest: $(TEST_STAMP)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+## Benchmarks print a table against reference tools; they are not part of `make test`.
+bench: $(TEST_STAMP) system-deps
+	$(BIN)/python bench/scan_local.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the tests and benchmarks use, only those that are missing.
+# Services that a package would start on install (smbd, sshd, ...) are kept from starting:
+# the tests start their own private servers on free ports.
+set -euo pipefail
+
+# command-that-must-exist:debian-package
+needed=(
+  "b3sum:b3sum"
+  "find:findutils"
+)
+
+missing=()
+for pair in "${needed[@]}"; do
+  cmd=${pair%%:*}; pkg=${pair#*:}
+  command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "Installing Debian packages: ${missing[*]}"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null 2>&1 || { echo "need root (or sudo) to install: ${missing[*]}" >&2; exit 1; }
+  SUDO="sudo"
+fi
+# Keep package scripts from starting system services.
+policy=/usr/sbin/policy-rc.d
+created_policy=0
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+  $SUDO chmod +x "$policy"
+  created_policy=1
+fi
+trap '[ $created_policy -eq 1 ] && $SUDO rm -f "$policy"' EXIT
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q >/dev/null || $SUDO apt-get update -q
+$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,3 @@
+from mediamesh.cli.main import main
+
+main()

@@ -1,0 +1,187 @@
+"""The storage interface every source kind implements, and its typed errors.
+
+A backend reads one source below its root; paths are relative to that root, ``/``-separated, with no
+leading ``/`` (``""`` is the root itself). Backends never write. Callers check :class:`Features`, never a
+backend's type.
+"""
+
+from __future__ import annotations
+
+import enum
+import posixpath
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import BinaryIO, ClassVar
+
+
+class BackendError(Exception):
+    """Base of backend errors; ``path`` is relative to the source root."""
+
+    def __init__(self, message: str, path: str = "") -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class NotFoundError(BackendError):
+    """The path does not exist."""
+
+
+class NotADirectoryError_(BackendError):
+    """A folder was expected (listing) but the path is something else."""
+
+
+class IsADirectoryError_(BackendError):
+    """A file was expected (open) but the path is a folder."""
+
+
+class PermissionDeniedError(BackendError):
+    """The server or the OS refused access."""
+
+
+class UnreachableError(BackendError):
+    """The source as a whole cannot be reached (host down, share gone, timeout)."""
+
+
+class InvalidPathError(BackendError):
+    """The path would leave the source root (``..``, absolute, NUL) or is otherwise malformed."""
+
+
+class EntryKind(enum.Enum):
+    FILE = "file"
+    DIR = "dir"
+    OTHER = "other"  # symlinks, devices, sockets: never followed or indexed
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One name in a folder, with what a stat of it says."""
+
+    name: str
+    kind: EntryKind
+    size: int
+    mtime_ns: int
+    #: A stable per-filesystem id (inode, SMB file id) when :attr:`Features.file_ids`, else None.
+    file_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Features:
+    """Optional abilities of a backend."""
+
+    file_ids: bool = False
+    case_insensitive: bool = False
+    change_notify: bool = False
+    #: ``local_path()`` gives a real path on this machine (enables mmap hashing in a worker process).
+    local_paths: bool = False
+
+
+@dataclass(slots=True)
+class ProbeResult:
+    """What a health probe saw; ``reachable`` False means ``error`` says why."""
+
+    reachable: bool
+    latency_ms: float | None = None
+    capacity_bytes: int | None = None
+    free_bytes: int | None = None
+    error: str | None = None
+    #: What identifies the filesystem behind the root (see :meth:`Backend.identity`).
+    identity: dict[str, str] = field(default_factory=dict)
+
+
+def clean_relpath(path: str) -> str:
+    """Normalise a path relative to a source root, refusing anything that could leave it.
+
+    >>> clean_relpath("a//b/./c/")
+    'a/b/c'
+    >>> clean_relpath("")
+    ''
+    """
+    if "\x00" in path:
+        raise InvalidPathError("path contains a NUL byte", path)
+    if path.startswith("/") or path.startswith("\\"):
+        raise InvalidPathError("path must be relative to the source root", path)
+    parts = [p for p in path.replace("\\", "/").split("/") if p not in ("", ".")]
+    if any(p == ".." for p in parts):
+        raise InvalidPathError("path must not contain '..'", path)
+    return "/".join(parts)
+
+
+def join(parent: str, name: str) -> str:
+    return f"{parent}/{name}" if parent else name
+
+
+def parent_of(path: str) -> str:
+    return posixpath.dirname(path)
+
+
+class Backend(ABC):
+    """A read-only view of one source. Implementations must be safe to use from several threads."""
+
+    scheme: ClassVar[str]
+    features: ClassVar[Features] = Features()
+
+    @abstractmethod
+    def list_dir(self, path: str) -> list[Entry]:
+        """The entries of a folder (not ``.``/``..``), in no particular order.
+
+        Raises NotFoundError, NotADirectoryError_, PermissionDeniedError, UnreachableError.
+        """
+
+    @abstractmethod
+    def stat(self, path: str) -> Entry:
+        """One entry; symlinks are reported as OTHER, not followed. Raises NotFoundError, ..."""
+
+    @abstractmethod
+    def open(self, path: str) -> BinaryIO:
+        """A seekable binary file opened for reading only. Raises IsADirectoryError_, NotFoundError, ..."""
+
+    @abstractmethod
+    def identity(self) -> dict[str, str]:
+        """What identifies the filesystem behind the root, recorded at registration and compared before
+        every scan (a share that is no longer mounted shows a different identity)."""
+
+    @abstractmethod
+    def usage(self) -> tuple[int | None, int | None]:
+        """(capacity, free) in bytes, or None where the backend cannot tell."""
+
+    def local_path(self, path: str) -> str | None:
+        """A real path on this machine for ``path``, if the backend has one (see Features.local_paths)."""
+        return None
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections; the backend may be used again afterwards (it reconnects)."""
+
+    def probe(self) -> ProbeResult:
+        """Is the root reachable and readable now? Never raises for an unreachable source."""
+        start = time.perf_counter()
+        try:
+            root = self.stat("")
+            if root.kind is not EntryKind.DIR:
+                raise NotADirectoryError_("the source root is not a folder")
+            self.list_dir("")
+            capacity, free = self.usage()
+            identity = self.identity()
+        except BackendError as exc:
+            return ProbeResult(reachable=False, error=str(exc))
+        latency = (time.perf_counter() - start) * 1000
+        return ProbeResult(True, round(latency, 2), capacity, free, None, identity)
+
+    def walk(self, top: str = "") -> Iterator[tuple[str, list[Entry] | BackendError]]:
+        """Depth-first (folder, entries) pairs below ``top``; a folder that cannot be listed yields its
+        error instead, and its subtree is skipped. Callers may prune by removing DIR entries."""
+        stack = [clean_relpath(top)]
+        while stack:
+            folder = stack.pop()
+            try:
+                entries = self.list_dir(folder)
+            except BackendError as exc:
+                yield folder, exc
+                continue
+            yield folder, entries
+            stack.extend(
+                join(folder, e.name)
+                for e in sorted(entries, key=lambda e: e.name, reverse=True)
+                if e.kind is EntryKind.DIR
+            )

@@ -1,0 +1,174 @@
+"""``local``: a folder on this machine, including a NAS share the host already mounts."""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat as stat_mod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, ClassVar
+
+from mediamesh.backends.base import (
+    Backend,
+    BackendError,
+    Entry,
+    EntryKind,
+    Features,
+    InvalidPathError,
+    IsADirectoryError_,
+    NotADirectoryError_,
+    NotFoundError,
+    PermissionDeniedError,
+    UnreachableError,
+    clean_relpath,
+)
+
+# Errors that mean the filesystem itself went away (a host mount that dropped), not one bad path.
+_UNREACHABLE_ERRNOS = {
+    errno.EIO,
+    errno.ENOTCONN,
+    errno.ESTALE,
+    errno.EHOSTDOWN,
+    errno.EHOSTUNREACH,
+    errno.ETIMEDOUT,
+    errno.ENODEV,
+    errno.ENXIO,
+    errno.ECONNABORTED,
+    errno.ECONNRESET,
+}
+
+
+def _translate(exc: OSError, path: str, full: str) -> BackendError:
+    message = f"{exc.strerror or exc}: {full}"
+    if isinstance(exc, FileNotFoundError):
+        return NotFoundError(message, path)
+    if isinstance(exc, NotADirectoryError):
+        return NotADirectoryError_(message, path)
+    if isinstance(exc, IsADirectoryError):
+        return IsADirectoryError_(message, path)
+    if isinstance(exc, PermissionError):
+        return PermissionDeniedError(message, path)
+    if exc.errno in _UNREACHABLE_ERRNOS:
+        return UnreachableError(message, path)
+    if exc.errno == errno.ELOOP:
+        return InvalidPathError(f"symbolic link not followed: {path}", path)
+    return BackendError(message, path)
+
+
+@dataclass(frozen=True, slots=True)
+class MountInfo:
+    mount_point: str
+    fs_type: str
+    mount_source: str
+
+
+def mount_of(path: str) -> MountInfo:
+    """The mount that holds ``path`` (longest mount point that is a prefix of it), from mountinfo."""
+    best = MountInfo("/", "unknown", "unknown")
+    try:
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return best
+    for line in lines:
+        left, _, right = line.partition(" - ")
+        fields = left.split()
+        if len(fields) < 5:
+            continue
+        point = fields[4].encode().decode("unicode_escape")  # mountinfo escapes spaces as \040
+        rest = right.split()
+        inside = path == point or path.startswith(point.rstrip("/") + "/")
+        if inside and len(point) >= len(best.mount_point):
+            best = MountInfo(point, rest[0] if rest else "unknown", rest[1] if len(rest) > 1 else "unknown")
+    return best
+
+
+class LocalBackend(Backend):
+    """Reads a folder below ``root``; symbolic links are reported, never followed."""
+
+    scheme = "file"
+    features: ClassVar[Features] = Features(file_ids=True, case_insensitive=False, local_paths=True)
+
+    def __init__(self, root: str) -> None:
+        if not os.path.isabs(root):
+            raise InvalidPathError(f"a local source needs an absolute path, not {root!r}")
+        self.root = os.path.normpath(root)
+
+    def _abs(self, path: str) -> str:
+        rel = clean_relpath(path)
+        full = os.path.join(self.root, rel) if rel else self.root
+        # A symlinked component could lead out of the root: only allow paths that stay inside it.
+        real_root = os.path.realpath(self.root)
+        real = os.path.realpath(full)
+        if real != real_root and not real.startswith(real_root.rstrip("/") + "/"):
+            raise InvalidPathError(f"path leaves the source root: {path}", path)
+        return full
+
+    def list_dir(self, path: str) -> list[Entry]:
+        full = self._abs(path)
+        entries: list[Entry] = []
+        try:
+            with os.scandir(full) as it:
+                for de in it:
+                    if de.is_symlink():
+                        entries.append(Entry(de.name, EntryKind.OTHER, 0, 0, None))
+                    elif de.is_dir(follow_symlinks=False):
+                        entries.append(Entry(de.name, EntryKind.DIR, 0, 0, str(de.inode())))
+                    elif de.is_file(follow_symlinks=False):
+                        try:
+                            st = de.stat(follow_symlinks=False)
+                        except FileNotFoundError:
+                            continue  # deleted between the listing and the stat: not there any more
+                        entries.append(
+                            Entry(de.name, EntryKind.FILE, st.st_size, st.st_mtime_ns, str(st.st_ino))
+                        )
+                    else:
+                        entries.append(Entry(de.name, EntryKind.OTHER, 0, 0, None))
+        except OSError as exc:
+            raise _translate(exc, path, full) from exc
+        return entries
+
+    def stat(self, path: str) -> Entry:
+        full = self._abs(path)
+        try:
+            st = os.lstat(full)
+        except OSError as exc:
+            raise _translate(exc, path, full) from exc
+        return _entry_from_stat(os.path.basename(path), st)
+
+    def open(self, path: str) -> BinaryIO:
+        full = self._abs(path)
+        try:
+            fd = os.open(full, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError as exc:
+            raise _translate(exc, path, full) from exc
+        st = os.fstat(fd)
+        if not stat_mod.S_ISREG(st.st_mode):
+            os.close(fd)
+            if stat_mod.S_ISDIR(st.st_mode):
+                raise IsADirectoryError_(f"is a folder: {path}", path)
+            raise InvalidPathError(f"not a regular file: {path}", path)
+        return open(fd, "rb", buffering=0)
+
+    def local_path(self, path: str) -> str | None:
+        return self._abs(path)
+
+    def identity(self) -> dict[str, str]:
+        info = mount_of(os.path.realpath(self.root))
+        return {"mount_point": info.mount_point, "fs_type": info.fs_type}
+
+    def usage(self) -> tuple[int | None, int | None]:
+        full = self._abs("")
+        try:
+            vfs = os.statvfs(full)
+        except OSError as exc:
+            raise _translate(exc, "", full) from exc
+        return vfs.f_blocks * vfs.f_frsize, vfs.f_bavail * vfs.f_frsize
+
+
+def _entry_from_stat(name: str, st: os.stat_result) -> Entry:
+    if stat_mod.S_ISREG(st.st_mode):
+        return Entry(name, EntryKind.FILE, st.st_size, st.st_mtime_ns, str(st.st_ino))
+    if stat_mod.S_ISDIR(st.st_mode):
+        return Entry(name, EntryKind.DIR, 0, st.st_mtime_ns, str(st.st_ino))
+    return Entry(name, EntryKind.OTHER, 0, st.st_mtime_ns, None)

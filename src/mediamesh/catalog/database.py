@@ -1,0 +1,100 @@
+"""Engine set-up, the single writer, and migrations applied on open."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import make_url
+
+from mediamesh.errors import ConfigurationError
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+_SQLITE_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=NORMAL",  # safe with WAL: a power cut loses at most the last transactions
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA busy_timeout=60000",  # other processes (a CLI scan beside the server) wait, not fail
+    "PRAGMA temp_store=MEMORY",
+    "PRAGMA cache_size=-65536",
+    "PRAGMA wal_autocheckpoint=10000",
+)
+
+
+class Catalog:
+    """One catalog database. Reads may run on any thread; writes go through :meth:`write`, one at a time
+    per process (and ``BEGIN IMMEDIATE`` across processes on SQLite), so scans never hit 'database is
+    locked'."""
+
+    def __init__(self, url: str) -> None:
+        self.url = make_url(url)
+        self.is_sqlite = self.url.get_backend_name() == "sqlite"
+        self._write_lock = threading.RLock()
+        self.engine = self._create_engine()
+
+    def _create_engine(self) -> Engine:
+        if not self.is_sqlite:
+            return create_engine(self.url, pool_pre_ping=True, pool_size=8, max_overflow=8)
+        if self.url.database and self.url.database != ":memory:":
+            Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            self.url, connect_args={"check_same_thread": False, "timeout": 60}, pool_size=8, max_overflow=8
+        )
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            # Let SQLAlchemy, not the driver, decide when transactions begin (see _on_begin).
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            for pragma in _SQLITE_PRAGMAS:
+                cur.execute(pragma)
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            immediate = conn.get_execution_options().get("mediamesh_write", False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+        return engine
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A connection in a read transaction (a consistent snapshot)."""
+        with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A connection in a write transaction, committed on success, rolled back on any exception."""
+        with self._write_lock, self.engine.connect() as raw:
+            conn = raw.execution_options(mediamesh_write=True)
+            with conn.begin():
+                yield conn
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest revision (cheap when it is already there)."""
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        head = ScriptDirectory.from_config(cfg).get_current_head()
+        with self.engine.connect() as conn:
+            current = MigrationContext.configure(conn).get_current_revision()
+        if current == head:
+            return
+        with self._write_lock, self.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            try:
+                command.upgrade(cfg, "head")
+            except Exception as exc:  # pragma: no cover - reported with its cause
+                raise ConfigurationError(f"could not migrate the catalog at {self.url!r}: {exc}") from exc
+
+    def close(self) -> None:
+        self.engine.dispose()

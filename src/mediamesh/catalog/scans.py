@@ -1,0 +1,140 @@
+"""The ``scans`` rows: one running scan per source, heartbeats, and abandoned scans found out."""
+
+from __future__ import annotations
+
+import os
+import socket
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from mediamesh.catalog.database import Catalog
+from mediamesh.catalog.schema import scans
+from mediamesh.errors import Conflict
+
+#: A running scan whose heartbeat is older than this, on another host, is taken as abandoned.
+STALE_AFTER = timedelta(minutes=2)
+
+SUMMARY_FIELDS = (
+    "files_seen",
+    "files_new",
+    "files_changed",
+    "files_moved",
+    "files_missing",
+    "files_unchanged",
+    "files_deferred",
+    "bytes_hashed",
+    "bytes_read",
+    "errors_count",
+)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    # SQLite hands back naive datetimes for timezone-aware columns; they were written in UTC.
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+def _alive(row: Any) -> bool:
+    if row.host == socket.gethostname() and row.pid:
+        if row.pid == os.getpid():
+            return True
+        try:
+            os.kill(row.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        # The PID exists (maybe reused): trust it only while it keeps beating.
+    beat = _aware(row.heartbeat_at) or _aware(row.started_at)
+    return beat is not None and _now() - beat < STALE_AFTER
+
+
+def _abandon(conn: Connection, scan_id: int) -> None:
+    conn.execute(
+        update(scans)
+        .where(scans.c.id == scan_id, scans.c.status == "running")
+        .values(status="interrupted", finished_at=_now(), error="abandoned: the process running it stopped")
+    )
+
+
+def begin_scan(catalog: Catalog, source_id: int, path: str) -> int:
+    """Create a running scan, or refuse when a live scan of this source is running."""
+    with catalog.write() as conn:
+        running = conn.execute(
+            select(scans.c.id, scans.c.host, scans.c.pid, scans.c.heartbeat_at, scans.c.started_at).where(
+                scans.c.source_id == source_id, scans.c.status == "running"
+            )
+        ).all()
+        for row in running:
+            if _alive(row):
+                raise Conflict(f"scan {row.id} of this source is still running; wait for it or stop it first")
+            _abandon(conn, row.id)
+        now = _now()
+        result = conn.execute(
+            insert(scans).values(
+                source_id=source_id,
+                path=path,
+                status="running",
+                started_at=now,
+                heartbeat_at=now,
+                host=socket.gethostname(),
+                pid=os.getpid(),
+                errors=[],
+            )
+        )
+        key = result.inserted_primary_key
+        assert key is not None
+        return int(key[0])
+
+
+def recover_abandoned(catalog: Catalog) -> int:
+    """Mark running scans whose process is gone as interrupted (at start-up). Returns how many."""
+    with catalog.write() as conn:
+        rows = conn.execute(
+            select(scans.c.id, scans.c.host, scans.c.pid, scans.c.heartbeat_at, scans.c.started_at).where(
+                scans.c.status == "running"
+            )
+        ).all()
+        dead = [row.id for row in rows if not _alive(row)]
+        for scan_id in dead:
+            _abandon(conn, scan_id)
+    return len(dead)
+
+
+def save_progress(catalog: Catalog, scan_id: int, values: dict[str, Any]) -> None:
+    with catalog.write() as conn:
+        conn.execute(update(scans).where(scans.c.id == scan_id).values(heartbeat_at=_now(), **values))
+
+
+def finish_scan(catalog: Catalog, scan_id: int, status: str, values: dict[str, Any]) -> None:
+    save_progress(catalog, scan_id, {"status": status, "finished_at": _now(), **values})
+
+
+def scan_summary(conn: Connection, scan_id: int) -> dict[str, Any] | None:
+    from mediamesh.catalog.schema import sources
+
+    row = conn.execute(
+        select(scans, sources.c.name.label("source_name"))
+        .join(sources, sources.c.id == scans.c.source_id)
+        .where(scans.c.id == scan_id)
+    ).first()
+    if row is None:
+        return None
+    out: dict[str, Any] = {"id": row.id, "source": row.source_name, "status": row.status, "path": row.path}
+    out.update({name: getattr(row, name) for name in SUMMARY_FIELDS})
+    out["errors"] = row.errors or []
+    out["error"] = row.error
+    out["started_at"] = _iso(row.started_at)
+    out["finished_at"] = _iso(row.finished_at)
+    out["current_path"] = row.current_path
+    return out
+
+
+def _iso(value: datetime | None) -> str | None:
+    value = _aware(value)
+    return value.isoformat() if value is not None else None

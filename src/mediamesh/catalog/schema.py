@@ -1,0 +1,127 @@
+"""Tables, declared once as SQLAlchemy Core metadata; migrations in ``migrations/`` create them.
+
+Design notes:
+- ``files`` has one row per location. ``dir_key``/``name_key`` are the Unicode-normalised (NFC, and
+  case-folded on case-insensitive sources) forms of the folder and name, so that a name arriving in NFD
+  from macOS or Synology maps to the same row; ``path`` keeps the name as the source spells it.
+- ``state`` is ``present`` or ``missing``; ``offline`` is derived from the source's health at query time,
+  never written to every row.
+- ``vanished_scan_id`` marks rows a running scan did not find; they become ``missing`` only when that scan
+  completes on a verified source (see scanning/pipeline.py).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+# SQLite only makes INTEGER PRIMARY KEY an alias of the rowid; PostgreSQL wants BIGINT for large catalogs.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+sources = Table(
+    "sources",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),
+    Column("location", Text, nullable=False),
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("options", JSON, nullable=False, default=dict),
+    Column("identity", JSON, nullable=False, default=dict),
+    Column("secret", LargeBinary, nullable=True),
+    Column("health_status", String(16), nullable=False, default="unknown"),
+    Column("health_checked_at", DateTime(timezone=True), nullable=True),
+    Column("health_error", Text, nullable=True),
+    Column("health_latency_ms", Float, nullable=True),
+    Column("health_capacity_bytes", BigInteger, nullable=True),
+    Column("health_free_bytes", BigInteger, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+media = Table(
+    "media",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("first_seen", DateTime(timezone=True), nullable=False),
+)
+
+scans = Table(
+    "scans",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("source_id", Integer, ForeignKey("sources.id", ondelete="CASCADE"), nullable=False),
+    Column("path", Text, nullable=False, default=""),
+    Column("status", String(16), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Column("heartbeat_at", DateTime(timezone=True), nullable=True),
+    Column("host", String(255), nullable=True),
+    Column("pid", Integer, nullable=True),
+    Column("files_seen", BigInteger, nullable=False, default=0),
+    Column("files_new", BigInteger, nullable=False, default=0),
+    Column("files_changed", BigInteger, nullable=False, default=0),
+    Column("files_moved", BigInteger, nullable=False, default=0),
+    Column("files_missing", BigInteger, nullable=False, default=0),
+    Column("files_unchanged", BigInteger, nullable=False, default=0),
+    Column("files_deferred", BigInteger, nullable=False, default=0),
+    Column("bytes_hashed", BigInteger, nullable=False, default=0),
+    Column("bytes_read", BigInteger, nullable=False, default=0),
+    Column("errors_count", Integer, nullable=False, default=0),
+    Column("errors", JSON, nullable=False, default=list),
+    Column("error", Text, nullable=True),
+    Column("current_path", Text, nullable=True),
+    Index(None, "source_id", "status"),
+)
+
+files = Table(
+    "files",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("source_id", Integer, ForeignKey("sources.id", ondelete="CASCADE"), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("dir_key", Text, nullable=False),
+    Column("name_key", Text, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("mtime_ns", BigInteger, nullable=False),
+    Column("file_id", String(64), nullable=True),
+    Column("quick_fp", String(32), nullable=False),
+    Column("media_id", String(64), ForeignKey("media.id"), nullable=False),
+    Column("state", String(16), nullable=False, default="present"),
+    Column("first_seen", DateTime(timezone=True), nullable=False),
+    Column("last_seen", DateTime(timezone=True), nullable=False),
+    Column("missing_since", DateTime(timezone=True), nullable=True),
+    Column("vanished_scan_id", Integer, nullable=True),
+    UniqueConstraint("source_id", "dir_key", "name_key"),
+    Index(None, "media_id"),
+    Index(None, "source_id", "size", "quick_fp"),
+    Index(None, "source_id", "file_id"),
+    Index(None, "source_id", "path"),
+    Index(None, "vanished_scan_id"),
+)

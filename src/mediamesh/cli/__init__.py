@@ -1,0 +1,1 @@
+"""The ``mediamesh`` command line: one module per command group."""

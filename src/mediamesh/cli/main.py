@@ -1,0 +1,31 @@
+"""The ``mediamesh`` command: wires the command groups together."""
+
+from __future__ import annotations
+
+import typer
+
+from mediamesh import __version__
+from mediamesh.cli import media, scan, serve, source
+
+app = typer.Typer(
+    name="mediamesh",
+    help="One catalog for the media scattered over your LAN, without copying a byte.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(source.app, name="source")
+app.add_typer(media.app, name="media")
+app.command("scan")(scan.scan)
+app.command("whereis")(media.whereis)
+app.command("serve")(serve.serve)
+
+
+@app.command("version")
+def version() -> None:
+    """Print the version."""
+    typer.echo(__version__)
+
+
+def main() -> None:
+    app()

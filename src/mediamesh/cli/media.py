@@ -1,0 +1,79 @@
+"""``mediamesh media list|show`` and ``mediamesh whereis``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from mediamesh.cli.output import JsonOption, context, emit, fail, human_size, out
+from mediamesh.services import media as svc
+
+app = typer.Typer(help="What media you have and where each copy is.", no_args_is_help=True)
+
+STATE_STYLE = {"present": "green", "offline": "yellow", "missing": "red"}
+
+
+def _render_detail(m: dict[str, Any]) -> None:
+    out.print(f"[bold]{m['id']}[/]  {m['kind']}, {human_size(m['size'])}, {m['copies']} present copies")
+    for loc in m["locations"]:
+        state = loc["state"]
+        out.print(f"  [{STATE_STYLE.get(state, '')}]{state:8}[/] {loc['source']}:", end="")
+        out.print(loc["path"], markup=False)
+
+
+@app.command("list")
+def list_(
+    source: str | None = typer.Option(None, "--source", help="Only media with a location on this source."),
+    project: str | None = typer.Option(None, "--project", help="Only media in this project."),
+    state: str | None = typer.Option(None, "--state", help="present, missing or offline."),
+    kind: str | None = typer.Option(None, "--kind", help="video, image, audio or other."),
+    duplicates: bool = typer.Option(
+        False, "--duplicates", help="Only media with more than one present copy."
+    ),
+    limit: int = typer.Option(100, "--limit", help="At most this many (1-1000)."),
+    cursor: str | None = typer.Option(None, "--cursor", help="Continue after this media id (from 'next')."),
+    as_json: bool = JsonOption,
+) -> None:
+    """List media with their locations."""
+    if project is not None:
+        raise fail("projects are not available yet in this version", 2)
+    with context() as ctx:
+        page = svc.list_media(ctx, source, state, duplicates, kind, limit, cursor)
+
+    def render(p: dict[str, Any]) -> None:
+        table = Table("media id", "kind", "size", "state", "copies", "first location")
+        for m in p["data"]:
+            first = m["locations"][0] if m["locations"] else None
+            table.add_row(
+                m["id"][:16],
+                m["kind"],
+                human_size(m["size"]),
+                f"[{STATE_STYLE.get(m['state'], '')}]{m['state']}[/]",
+                str(m["copies"]),
+                f"{first['source']}:{first['path']}" if first else "-",
+            )
+        out.print(table)
+        more = f"; more with --cursor {p['next']}" if p["next"] else ""
+        out.print(f"{len(p['data'])} of {p['count']} media{more}")
+
+    emit(page, as_json, render)
+
+
+@app.command("show")
+def show(media_id: str, as_json: bool = JsonOption) -> None:
+    """One media item and every location with its state."""
+    with context() as ctx:
+        data = svc.show_media(ctx, media_id)
+    emit(data, as_json, _render_detail)
+
+
+def whereis(
+    what: str = typer.Argument(..., help="A media id, an absolute path, or SOURCE:relative/path."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Every copy of a media item, found by its id or by one of its paths."""
+    with context() as ctx:
+        data = svc.whereis(ctx, what)
+    emit(data, as_json, _render_detail)

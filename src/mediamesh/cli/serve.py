@@ -1,0 +1,42 @@
+"""``mediamesh serve``: open the catalog, recover abandoned scans, serve the API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from mediamesh.cli.output import err, fail
+
+
+def serve(
+    host: str | None = typer.Option(None, "--host", help="Address to listen on [MEDIAMESH_HOST]."),
+    port: int | None = typer.Option(None, "--port", help="Port to listen on [MEDIAMESH_PORT]."),
+    data_dir: Path | None = typer.Option(None, "--data-dir", help="Data directory [MEDIAMESH_DATA_DIR]."),
+    database_url: str | None = typer.Option(None, "--database-url", help="[MEDIAMESH_DATABASE_URL]"),
+) -> None:
+    """Run the server (the HTTP API) on the embedded catalog or the configured database."""
+    import uvicorn
+
+    from mediamesh.api.app import create_app
+    from mediamesh.config import Settings
+    from mediamesh.errors import MediameshError
+
+    overrides: dict[str, Any] = {
+        k: v
+        for k, v in {"host": host, "port": port, "data_dir": data_dir, "database_url": database_url}.items()
+        if v is not None
+    }
+    try:
+        settings = Settings(**overrides)
+        app = create_app(settings)
+    except MediameshError as exc:
+        raise fail(exc.message) from None
+    except ValueError as exc:
+        raise fail(str(exc).splitlines()[0], 2) from None
+    shown = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+    err.print(
+        f"mediamesh is listening on http://{shown}:{settings.port}/ (catalog: {settings.data_dir.resolve()})"
+    )
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", lifespan="on")

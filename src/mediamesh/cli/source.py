@@ -1,0 +1,134 @@
+"""``mediamesh source add|list|show|check|remove|prune``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from mediamesh.cli.output import JsonOption, context, emit, fail, human_size, out
+from mediamesh.services import sources as svc
+
+app = typer.Typer(help="Register and inspect sources (folders, shares).", no_args_is_help=True)
+
+HEALTH_STYLE = {"online": "green", "degraded": "yellow", "offline": "red", "unknown": "dim"}
+
+
+def _render_one(s: dict[str, Any]) -> None:
+    h = s["health"]
+    style = HEALTH_STYLE.get(h["status"], "")
+    out.print(f"[bold]{s['name']}[/] (id {s['id']}, {s['kind']}) {s['location']}")
+    line = f"  health: [{style}]{h['status']}[/]"
+    if h["latency_ms"] is not None:
+        line += f", {h['latency_ms']:.1f} ms"
+    if h["capacity_bytes"]:
+        line += f", {human_size(h['free_bytes'])} free of {human_size(h['capacity_bytes'])}"
+    out.print(line)
+    if h["error"]:
+        out.print(f"  error: {h['error']}", markup=False)
+    out.print(f"  files: {s['files']['present']} present, {s['files']['missing']} missing")
+    for label in ("include", "exclude"):
+        if s[label]:
+            out.print(f"  {label}: {', '.join(s[label])}", markup=False)
+    scan = s["last_scan"]
+    if scan:
+        out.print(
+            f"  last scan: #{scan['id']} {scan['status']} at {scan['finished_at'] or scan['started_at']}"
+        )
+        if scan["error"]:
+            out.print(f"    {scan['error']}", markup=False)
+
+
+@app.command("add")
+def add(
+    name: str = typer.Argument(..., help="Unique name: lowercase letters, digits, '.', '_', '-'."),
+    location: str = typer.Argument(..., help="An absolute path or file:///abs/path."),
+    include: list[str] = typer.Option([], "--include", help="Only index files matching this glob (repeat)."),
+    exclude: list[str] = typer.Option([], "--exclude", help="Never index what matches this glob (repeat)."),
+    password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from stdin."),
+    force: bool = typer.Option(False, "--force", help="Register even if the location cannot be reached now."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Register a source after checking that it is a readable folder."""
+    if password_stdin:
+        raise fail("local sources take no password (--password-stdin is for network shares)", 2)
+    with context() as ctx:
+        source = svc.add_source(ctx, name, location, include, exclude, force)
+
+    def render(s: dict[str, Any]) -> None:
+        out.print(f"added source [bold]{s['name']}[/] (id {s['id']})")
+        _render_one(s)
+
+    emit(source, as_json, render)
+
+
+@app.command("list")
+def list_(as_json: bool = JsonOption) -> None:
+    """Every source with its health and file counts."""
+    with context() as ctx:
+        data = svc.list_sources(ctx)
+
+    def render(rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            out.print("no sources yet: add one with 'mediamesh source add NAME /path'")
+            return
+        table = Table("id", "name", "kind", "location", "health", "present", "missing", "last scan")
+        for s in rows:
+            status = s["health"]["status"]
+            scan = s["last_scan"]
+            table.add_row(
+                str(s["id"]),
+                s["name"],
+                s["kind"],
+                s["location"],
+                f"[{HEALTH_STYLE.get(status, '')}]{status}[/]",
+                str(s["files"]["present"]),
+                str(s["files"]["missing"]),
+                f"#{scan['id']} {scan['status']}" if scan else "-",
+            )
+        out.print(table)
+
+    emit(data, as_json, render)
+
+
+@app.command("show")
+def show(name: str, as_json: bool = JsonOption) -> None:
+    """One source in detail."""
+    with context() as ctx:
+        data = svc.show_source(ctx, name)
+    emit(data, as_json, _render_one)
+
+
+@app.command("check")
+def check(name: str, as_json: bool = JsonOption) -> None:
+    """Probe a source now: reachable, latency, capacity, same filesystem as registered."""
+    with context() as ctx:
+        data = svc.check_source(ctx, name)
+    emit(data, as_json, _render_one)
+    if data["health"]["status"] == "offline":
+        raise typer.Exit(1)
+
+
+@app.command("remove")
+def remove(name: str, as_json: bool = JsonOption) -> None:
+    """Forget a source and its file records (the files themselves are never touched)."""
+    with context() as ctx:
+        data = svc.remove_source(ctx, name)
+    emit(
+        data,
+        as_json,
+        lambda d: out.print(f"removed source {d['name']} ({d['files_forgotten']} file records forgotten)"),
+    )
+
+
+@app.command("prune")
+def prune(name: str, as_json: bool = JsonOption) -> None:
+    """Forget the records of files marked missing on a source (explicit; never done automatically)."""
+    with context() as ctx:
+        data = svc.prune_missing(ctx, name)
+    emit(
+        data,
+        as_json,
+        lambda d: out.print(f"forgot {d['files_forgotten']} missing file records of {d['source']}"),
+    )

@@ -1,0 +1,59 @@
+"""Settings, read from ``MEDIAMESH_*`` environment variables (and ``mediamesh serve`` flags)."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_ALLOW = "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7,fe80::/10"
+
+
+class Settings(BaseSettings):
+    """Every setting has a default that is safe for a home LAN; see docs/configuration.md."""
+
+    model_config = SettingsConfigDict(env_prefix="MEDIAMESH_", extra="ignore")
+
+    data_dir: Path = Field(Path("data"), description="Catalog, keys and thumbnails.")
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL; default SQLite in the data dir. postgresql+psycopg://... for scale.",
+    )
+    host: str = Field("0.0.0.0", description="Address the API listens on.")
+    port: int = Field(8470, ge=1, le=65535, description="Port the API listens on.")
+    allow: str = Field(DEFAULT_ALLOW, description="Comma-separated CIDRs allowed to reach the API.")
+    secret_key: str | None = Field(
+        None, description="Key that encrypts stored credentials (default: a 0600 key file in the data dir)."
+    )
+    settle_seconds: float = Field(
+        10.0, ge=0, description="Files modified more recently than this are deferred to a later scan."
+    )
+    missing_threshold_ratio: float = Field(
+        0.25,
+        ge=0,
+        le=1,
+        description="A scan that would mark more than this share of known files missing stops.",
+    )
+    missing_threshold_min: int = Field(
+        50, ge=0, description="...but only when at least this many files would become missing."
+    )
+    hash_workers: int = Field(2, ge=1, le=64, description="Files fingerprinted and hashed at once.")
+    commit_batch: int = Field(2000, ge=1, description="Catalog rows written per transaction during a scan.")
+
+    @field_validator("allow")
+    @classmethod
+    def _valid_networks(cls, value: str) -> str:
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            try:
+                ipaddress.ip_network(part, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"MEDIAMESH_ALLOW: {part!r} is not an address or CIDR") from exc
+        return value
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'catalog.db').resolve()}"

@@ -1,0 +1,46 @@
+"""Errors a user can act on.
+
+Every error that reaches the CLI or the API is a :class:`MediameshError` with a stable ``code`` (used in
+the API's error body) and a one-line message. Anything else is a bug.
+"""
+
+from __future__ import annotations
+
+
+class MediameshError(Exception):
+    """Base of all errors that are reported to the user, never as a traceback."""
+
+    code = "error"
+    #: HTTP status the API answers with; the CLI maps it to an exit code.
+    status = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInput(MediameshError):
+    code = "invalid_input"
+    status = 422
+
+
+class NotFound(MediameshError):
+    code = "not_found"
+    status = 404
+
+
+class Conflict(MediameshError):
+    code = "conflict"
+    status = 409
+
+
+class SourceUnavailable(MediameshError):
+    """The source cannot be reached or does not look like the one registered."""
+
+    code = "source_unavailable"
+    status = 503
+
+
+class ConfigurationError(MediameshError):
+    code = "configuration_error"
+    status = 500

@@ -1,0 +1,224 @@
+"""Stage 4, commit: write outcomes to the catalog in batches, each batch one short write transaction.
+
+Every batch leaves the catalog consistent: a scan that stops between two batches has recorded true facts
+about what it reached, and the next scan skips that work as unchanged.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, bindparam, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from mediamesh.catalog import Catalog
+from mediamesh.catalog.schema import files, media
+from mediamesh.scanning.model import KnownFile, Outcome, Result
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def insert_ignore(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
+    """INSERT ... ON CONFLICT DO NOTHING on SQLite and PostgreSQL alike."""
+    if not rows:
+        return
+    dialect = sqlite if conn.dialect.name == "sqlite" else postgresql
+    conn.execute(dialect.insert(table).on_conflict_do_nothing(), rows)
+
+
+_UPDATE_CONTENT = (
+    update(files)
+    .where(files.c.id == bindparam("b_id"))
+    .values(
+        path=bindparam("b_path"),
+        size=bindparam("b_size"),
+        mtime_ns=bindparam("b_mtime"),
+        file_id=bindparam("b_file_id"),
+        quick_fp=bindparam("b_qfp"),
+        media_id=bindparam("b_media"),
+        state="present",
+        missing_since=None,
+        vanished_scan_id=None,
+        last_seen=bindparam("b_now"),
+    )
+)
+_MOVE = (
+    update(files)
+    .where(
+        and_(
+            files.c.id == bindparam("b_id"),
+            files.c.dir_key == bindparam("b_old_dir"),
+            files.c.name_key == bindparam("b_old_name"),
+        )
+    )
+    .values(
+        path=bindparam("b_path"),
+        dir_key=bindparam("b_dir"),
+        name_key=bindparam("b_name"),
+        size=bindparam("b_size"),
+        mtime_ns=bindparam("b_mtime"),
+        file_id=bindparam("b_file_id"),
+        state="present",
+        missing_since=None,
+        vanished_scan_id=None,
+        last_seen=bindparam("b_now"),
+    )
+)
+_TOUCH = (
+    update(files)
+    .where(files.c.id == bindparam("b_id"))
+    .values(
+        path=bindparam("b_path"),
+        file_id=bindparam("b_file_id"),
+        state="present",
+        missing_since=None,
+        vanished_scan_id=None,
+        last_seen=bindparam("b_now"),
+    )
+)
+# Guarded by the folder: a row that a move took away in the meantime is not flagged.
+_VANISH = (
+    update(files)
+    .where(
+        and_(
+            files.c.id == bindparam("b_id"), files.c.dir_key == bindparam("b_dir"), files.c.state == "present"
+        )
+    )
+    .values(vanished_scan_id=bindparam("b_scan"))
+)
+
+
+class CatalogWriter:
+    def __init__(self, catalog: Catalog, source_id: int, scan_id: int, batch: int) -> None:
+        self.catalog = catalog
+        self.source_id = source_id
+        self.scan_id = scan_id
+        self.batch = batch
+        self._outcomes: list[Outcome] = []
+        self._vanished: list[KnownFile] = []
+
+    def add(self, outcome: Outcome) -> None:
+        if outcome.result in (Result.DEFER, Result.ERROR):
+            return
+        self._outcomes.append(outcome)
+
+    def vanish(self, rows: list[KnownFile]) -> None:
+        self._vanished.extend(rows)
+
+    @property
+    def full(self) -> bool:
+        return len(self._outcomes) + len(self._vanished) >= self.batch
+
+    def flush(self) -> None:
+        if not self._outcomes and not self._vanished:
+            return
+        now = now_utc()
+        new_media: dict[str, dict[str, Any]] = {}
+        inserts: list[dict[str, Any]] = []
+        updates: list[dict[str, Any]] = []
+        moves: list[dict[str, Any]] = []
+        touches: list[dict[str, Any]] = []
+        for o in self._outcomes:
+            w, e = o.work, o.work.entry
+            if o.media_id is not None and o.result in (Result.INSERT, Result.UPDATE):
+                new_media.setdefault(
+                    o.media_id, {"id": o.media_id, "size": e.size, "kind": w.kind, "first_seen": now}
+                )
+            if o.result is Result.INSERT:
+                inserts.append(
+                    {
+                        "source_id": self.source_id,
+                        "path": w.path,
+                        "dir_key": w.dir_key,
+                        "name_key": w.name_key,
+                        "size": e.size,
+                        "mtime_ns": e.mtime_ns,
+                        "file_id": e.file_id,
+                        "quick_fp": o.quick_fp,
+                        "media_id": o.media_id,
+                        "state": "present",
+                        "first_seen": now,
+                        "last_seen": now,
+                    }
+                )
+            elif o.result is Result.MOVE and o.moved is not None:
+                moves.append(
+                    {
+                        "b_id": o.moved.id,
+                        "b_old_dir": o.moved.dir_key,
+                        "b_old_name": o.moved.name_key,
+                        "b_path": w.path,
+                        "b_dir": w.dir_key,
+                        "b_name": w.name_key,
+                        "b_size": e.size,
+                        "b_mtime": e.mtime_ns,
+                        "b_file_id": e.file_id,
+                        "b_now": now,
+                    }
+                )
+            elif w.known is not None and o.result is Result.UPDATE:
+                updates.append(self._content(o, now))
+            elif w.known is not None and o.result is Result.TOUCH:
+                if o.media_id is not None and (e.size, e.mtime_ns) != (w.known.size, w.known.mtime_ns):
+                    updates.append(self._content(o, now))  # same content, new mtime: store what was seen
+                else:
+                    touches.append(
+                        {"b_id": w.known.id, "b_path": w.path, "b_file_id": e.file_id, "b_now": now}
+                    )
+        vanished = [{"b_id": r.id, "b_dir": r.dir_key, "b_scan": self.scan_id} for r in self._vanished]
+        with self.catalog.write() as conn:
+            insert_ignore(conn, media, list(new_media.values()))
+            if inserts:
+                self._upsert_files(conn, inserts)
+            for stmt, rows in (
+                (_UPDATE_CONTENT, updates),
+                (_MOVE, moves),
+                (_TOUCH, touches),
+                (_VANISH, vanished),
+            ):
+                if rows:
+                    conn.execute(stmt, rows)
+        self._outcomes.clear()
+        self._vanished.clear()
+
+    @staticmethod
+    def _content(o: Outcome, now: datetime) -> dict[str, Any]:
+        assert o.work.known is not None
+        e = o.work.entry
+        return {
+            "b_id": o.work.known.id,
+            "b_path": o.work.path,
+            "b_size": e.size,
+            "b_mtime": e.mtime_ns,
+            "b_file_id": e.file_id,
+            "b_qfp": o.quick_fp,
+            "b_media": o.media_id,
+            "b_now": now,
+        }
+
+    @staticmethod
+    def _upsert_files(conn: Connection, rows: list[dict[str, Any]]) -> None:
+        dialect = sqlite if conn.dialect.name == "sqlite" else postgresql
+        stmt = dialect.insert(files)
+        excluded = stmt.excluded
+        conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[files.c.source_id, files.c.dir_key, files.c.name_key],
+                set_={
+                    "path": excluded.path,
+                    "size": excluded.size,
+                    "mtime_ns": excluded.mtime_ns,
+                    "file_id": excluded.file_id,
+                    "quick_fp": excluded.quick_fp,
+                    "media_id": excluded.media_id,
+                    "state": "present",
+                    "missing_since": None,
+                    "vanished_scan_id": None,
+                    "last_seen": excluded.last_seen,
+                },
+            ),
+            rows,
+        )

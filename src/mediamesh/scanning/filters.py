@@ -1,0 +1,247 @@
+"""What gets indexed: media by default, NAS housekeeping never, plus per-source include/exclude globs.
+
+Glob rules (case-insensitive, as NAS users expect):
+- ``*`` matches within one path segment, ``**`` any number of segments, ``?`` one character,
+  ``[abc]`` a class.
+- A pattern with no ``/`` matches a name at any depth (``*.tmp``, ``Proxies``); one with a ``/`` is
+  anchored at the source root (``Projects/*/Exports/**``).
+- Excludes always win. When include globs are given they replace the media-type default: a file is
+  indexed when it matches one of them.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cached_property
+
+from mediamesh.errors import InvalidInput
+
+VIDEO = {
+    "mp4",
+    "m4v",
+    "mov",
+    "qt",
+    "mkv",
+    "webm",
+    "avi",
+    "wmv",
+    "asf",
+    "flv",
+    "mpg",
+    "mpeg",
+    "m2v",
+    "mts",
+    "m2ts",
+    "ts",
+    "vob",
+    "3gp",
+    "3g2",
+    "mxf",
+    "ogv",
+    "dv",
+    "r3d",
+    "braw",
+    "insv",
+    "lrv",
+}
+IMAGE = {
+    "jpg",
+    "jpeg",
+    "jpe",
+    "png",
+    "gif",
+    "bmp",
+    "tif",
+    "tiff",
+    "webp",
+    "heic",
+    "heif",
+    "avif",
+    "jxl",
+    "psd",
+    "svg",
+    "exr",
+    "dpx",
+    "tga",
+    # camera RAW
+    "dng",
+    "cr2",
+    "cr3",
+    "crw",
+    "nef",
+    "nrw",
+    "arw",
+    "srf",
+    "sr2",
+    "raf",
+    "orf",
+    "rw2",
+    "rwl",
+    "pef",
+    "srw",
+    "x3f",
+    "3fr",
+    "fff",
+    "iiq",
+    "erf",
+    "mef",
+    "mos",
+    "kdc",
+    "dcr",
+    "mrw",
+}
+AUDIO = {
+    "mp3",
+    "m4a",
+    "m4b",
+    "aac",
+    "flac",
+    "alac",
+    "wav",
+    "wave",
+    "aif",
+    "aiff",
+    "aifc",
+    "ogg",
+    "oga",
+    "opus",
+    "wma",
+    "ape",
+    "wv",
+    "mka",
+    "dsf",
+    "dff",
+    "mid",
+    "midi",
+    "amr",
+    "caf",
+}
+KIND_BY_EXTENSION = {
+    ext: kind for kind, exts in (("video", VIDEO), ("image", IMAGE), ("audio", AUDIO)) for ext in exts
+}
+
+#: NAS, OS and recycle-bin housekeeping, never indexed (matched on names, case-insensitively).
+HOUSEKEEPING = (
+    "@eaDir",
+    "#recycle",
+    "#snapshot",
+    ".stversions",
+    "$RECYCLE.BIN",
+    ".Trash-*",
+    "._*",
+    ".DS_Store",
+    "Thumbs.db",
+    "desktop.ini",
+    "System Volume Information",
+    ".@__thumb",
+    "@Recycle",
+    ".AppleDouble",
+    ".Spotlight-V100",
+    ".fseventsd",
+    ".TemporaryItems",
+    ".snapshot",
+    "lost+found",
+)
+_HOUSEKEEPING_RE = re.compile("|".join(fnmatch.translate(h) for h in HOUSEKEEPING), re.IGNORECASE)
+
+
+def kind_of(name: str) -> str | None:
+    """The media kind a file name suggests, or None when it is not media."""
+    _, dot, ext = name.rpartition(".")
+    return KIND_BY_EXTENSION.get(ext.lower()) if dot else None
+
+
+def glob_to_regex(pattern: str) -> str:
+    """Translate one glob to a regular expression over a whole relative path."""
+    if not pattern or "\x00" in pattern:
+        raise InvalidInput(f"invalid glob {pattern!r}: it must be a non-empty pattern")
+    if pattern.count("[") != pattern.count("]"):
+        raise InvalidInput(f"invalid glob {pattern!r}: unbalanced '['")
+    anchored = "/" in pattern.strip("/")
+    body = pattern.strip("/")
+    out: list[str] = []
+    i = 0
+    while i < len(body):
+        c = body[i]
+        if body.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+        elif body.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif c == "*":
+            out.append("[^/]*")
+            i += 1
+        elif c == "?":
+            out.append("[^/]")
+            i += 1
+        elif c == "[":
+            end = body.index("]", i + 1)
+            inner = body[i + 1 : end]
+            if inner.startswith("!"):
+                inner = "^" + inner[1:]
+            out.append(f"[{inner}]")
+            i = end + 1
+        else:
+            out.append(re.escape(c))
+            i += 1
+    regex = "".join(out)
+    return regex if anchored else f"(?:.*/)?{regex}"
+
+
+def _compile(patterns: Iterable[str]) -> re.Pattern[str] | None:
+    parts = [glob_to_regex(p) for p in patterns]
+    if not parts:
+        return None
+    try:
+        return re.compile("(?:" + "|".join(parts) + r")\Z", re.IGNORECASE | re.DOTALL)
+    except re.error as exc:
+        raise InvalidInput(f"invalid glob in {list(patterns)!r}: {exc}") from exc
+
+
+def validate_globs(patterns: Iterable[str]) -> list[str]:
+    patterns = list(patterns)
+    _compile(patterns)
+    return patterns
+
+
+@dataclass(frozen=True)
+class PathFilter:
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+
+    @cached_property
+    def _include_re(self) -> re.Pattern[str] | None:
+        return _compile(self.include)
+
+    @cached_property
+    def _exclude_re(self) -> re.Pattern[str] | None:
+        return _compile(self.exclude)
+
+    @cached_property
+    def _exclude_dir_re(self) -> re.Pattern[str] | None:
+        # "Proxies/**" excludes the folder "Proxies" itself: prune it instead of walking it.
+        return _compile(p[:-3] for p in self.exclude if p.endswith("/**") and len(p) > 3)
+
+    @staticmethod
+    def _housekeeping(name: str) -> bool:
+        return _HOUSEKEEPING_RE.match(name) is not None
+
+    def skip_dir(self, relpath: str, name: str) -> bool:
+        if self._housekeeping(name):
+            return True
+        return any(rx is not None and rx.match(relpath) for rx in (self._exclude_re, self._exclude_dir_re))
+
+    def kind_for(self, relpath: str, name: str) -> str | None:
+        """The kind to index a file as, or None to leave it out."""
+        if self._housekeeping(name):
+            return None
+        if self._exclude_re is not None and self._exclude_re.match(relpath):
+            return None
+        kind = kind_of(name)
+        if self._include_re is not None:
+            return (kind or "other") if self._include_re.match(relpath) else None
+        return kind

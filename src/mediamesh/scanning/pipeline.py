@@ -1,0 +1,281 @@
+"""A scan of one source (or one folder of it): preflight -> walk -> diff -> fingerprint -> commit -> finish.
+
+Memory is bounded by one folder listing plus a fixed window of files in flight; the catalog is written in
+short batches. Nothing becomes missing until the whole walk completed and the source was verified again;
+a scan that stops half way (error, Ctrl-C, kill -9) has changed nothing about the files it did not reach.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, or_, select, update
+
+from mediamesh.backends.base import Backend, UnreachableError, clean_relpath
+from mediamesh.catalog import Catalog
+from mediamesh.catalog.scans import begin_scan, finish_scan, save_progress
+from mediamesh.catalog.schema import files
+from mediamesh.scanning.commit import CatalogWriter, now_utc
+from mediamesh.scanning.diff import diff_folder
+from mediamesh.scanning.filters import PathFilter
+from mediamesh.scanning.fingerprint import KNOWN_COLUMNS, Fingerprinter
+from mediamesh.scanning.hashing import MmapHashPool
+from mediamesh.scanning.model import Action, KnownFile, Outcome, Result, ScanStats
+from mediamesh.scanning.names import path_key, under
+from mediamesh.scanning.safety import MissingPolicy, ScanRefused, check_reachable, preflight
+from mediamesh.scanning.walk import Walker
+
+log = logging.getLogger(__name__)
+
+ProgressFn = Callable[[ScanStats], None]
+
+
+class ScanInterrupted(Exception):
+    """The scan was stopped (cancelled, or the source went away); it is resumable."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScanOptions:
+    path: str = ""
+    confirm_missing: bool = False
+    settle_seconds: float = 10.0
+    workers: int = 2
+    batch: int = 2000
+    missing_policy: MissingPolicy = MissingPolicy(0.25, 50)  # noqa: RUF009 - immutable
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRef:
+    id: int
+    name: str
+    identity: dict[str, str]
+    path_filter: PathFilter
+
+
+class Scanner:
+    def __init__(
+        self,
+        catalog: Catalog,
+        backend: Backend,
+        source: SourceRef,
+        options: ScanOptions,
+        progress: ProgressFn | None = None,
+        cancel: threading.Event | None = None,
+    ) -> None:
+        self.catalog = catalog
+        self.backend = backend
+        self.source = source
+        self.options = options
+        self.top = clean_relpath(options.path)
+        self.ci = backend.features.case_insensitive
+        self.top_key = path_key(self.top, self.ci)
+        self.progress = progress
+        self.cancel = cancel or threading.Event()
+        self.stats = ScanStats()
+        self._last_report = 0.0
+        self._last_save = time.monotonic()
+        self.scan_id = 0
+
+    # -- entry point -------------------------------------------------------------------------------------
+    def run(self) -> int:
+        """Run the scan to its end; returns the scan id. The scan row holds the outcome."""
+        self.scan_id = begin_scan(self.catalog, self.source.id, self.top)
+        status, error = "failed", None
+        try:
+            preflight(self.backend, self.source.identity, self.source.name, self.top, self._known_present())
+            self._walk_and_index()
+            status, error = self._finish()
+        except ScanRefused as exc:
+            status, error = "failed", str(exc)
+        except (ScanInterrupted, UnreachableError) as exc:
+            status, error = "interrupted", str(exc) or "interrupted"
+        except KeyboardInterrupt:
+            status, error = "interrupted", "interrupted by the user"
+            raise
+        except Exception as exc:
+            log.exception("scan %s of %s failed", self.scan_id, self.source.name)
+            status, error = "failed", f"internal error: {exc.__class__.__name__}: {exc}"
+        finally:
+            self._report(force=True)
+            finish_scan(self.catalog, self.scan_id, status, {**self._values(), "error": error})
+        return self.scan_id
+
+    # -- stages ------------------------------------------------------------------------------------------
+    def _walk_and_index(self) -> None:
+        walker = Walker(self.backend, self.top, self.source.path_filter)
+        self._walker = walker
+        writer = CatalogWriter(self.catalog, self.source.id, self.scan_id, self.options.batch)
+        pool = MmapHashPool(1)
+        fingerprinter = Fingerprinter(
+            self.catalog, self.backend, self.source.id, self.options.settle_seconds, pool
+        )
+        window = self.options.workers * 8
+        in_flight: set[cf.Future[Outcome]] = set()
+
+        def drain(until: int) -> None:
+            while len(in_flight) > until:
+                done, _ = cf.wait(in_flight, return_when=cf.FIRST_COMPLETED)
+                for fut in done:
+                    in_flight.discard(fut)
+                    self._record(fut.result(), writer)
+
+        with cf.ThreadPoolExecutor(self.options.workers, thread_name_prefix="mediamesh-hash") as executor:
+            try:
+                for folder in walker:
+                    self._check_cancel()
+                    self.stats.folders += 1
+                    self.stats.current_path = folder.path
+                    self.stats.files_seen += len(folder.files)
+                    diff = diff_folder(folder, self._known_in(folder.key), self.ci)
+                    self.stats.files_unchanged += diff.unchanged
+                    for path, message in diff.collisions:
+                        self.stats.add_error(path, message)
+                    writer.vanish(diff.vanished)
+                    for work in diff.work:
+                        if work.action is Action.TOUCH:
+                            self._record(Outcome(Result.TOUCH, work), writer)
+                        else:
+                            in_flight.add(executor.submit(fingerprinter.process, work))
+                            drain(window)
+                    if writer.full:
+                        writer.flush()
+                    self._report()
+                drain(0)
+                writer.flush()
+            except BaseException:
+                self.cancel.set()
+                for fut in in_flight:
+                    fut.cancel()
+                raise
+            finally:
+                pool.close()
+        for path, message in walker.errors:
+            self.stats.add_error(path, message)
+
+    def _record(self, outcome: Outcome, writer: CatalogWriter) -> None:
+        self.stats.count(outcome)
+        writer.add(outcome)
+        if writer.full:
+            writer.flush()
+        self._report()
+
+    def _finish(self) -> tuple[str, str | None]:
+        """Flag folders that vanished, verify the source again, then (maybe) mark vanished files missing."""
+        self._flag_vanished_folders()
+        self._check_cancel()
+        try:
+            check_reachable(self.backend, self.source.identity, self.source.name)
+        except ScanRefused as exc:
+            return "interrupted", f"{exc} (checked again at the end of the scan; nothing was marked missing)"
+        with self.catalog.read() as conn:
+            vanishing = conn.execute(
+                select(func.count())
+                .select_from(files)
+                .where(files.c.vanished_scan_id == self.scan_id, files.c.state == "present")
+            ).scalar_one()
+        known = self._known_present()
+        if not self.options.confirm_missing and self.options.missing_policy.holds_back(vanishing, known):
+            return "failed", (
+                f"{vanishing} of {known} known files would be marked missing at once; nothing was marked. "
+                "If they really are gone, scan again with --confirm-missing."
+            )
+        if vanishing:
+            with self.catalog.write() as conn:
+                result = conn.execute(
+                    update(files)
+                    .where(files.c.vanished_scan_id == self.scan_id, files.c.state == "present")
+                    .values(state="missing", missing_since=now_utc())
+                )
+                self.stats.files_missing = result.rowcount
+        return "completed", None
+
+    def _flag_vanished_folders(self) -> None:
+        walker = self._walker
+        with self.catalog.read() as conn:
+            dirs = (
+                conn.execute(
+                    select(files.c.dir_key).distinct().where(
+                        files.c.source_id == self.source.id, files.c.state == "present", self._in_scope()
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        gone = [d for d in dirs if d not in walker.listed and not walker.covered(d)]
+        if not gone:
+            return
+        with self.catalog.write() as conn:
+            for dir_key in gone:
+                conn.execute(
+                    update(files)
+                    .where(
+                        files.c.source_id == self.source.id,
+                        files.c.dir_key == dir_key,
+                        files.c.state == "present",
+                    )
+                    .values(vanished_scan_id=self.scan_id)
+                )
+
+    # -- catalog reads -----------------------------------------------------------------------------------
+    def _in_scope(self) -> Any:
+        if not self.top_key:
+            return files.c.id.is_not(None)
+        lo, hi = under(self.top_key)
+        return or_(files.c.dir_key == self.top_key, (files.c.dir_key >= lo) & (files.c.dir_key < hi))
+
+    def _known_present(self) -> int:
+        with self.catalog.read() as conn:
+            return int(
+                conn.execute(
+                    select(func.count())
+                    .select_from(files)
+                    .where(files.c.source_id == self.source.id, files.c.state == "present", self._in_scope())
+                ).scalar_one()
+            )
+
+    def _known_in(self, dir_key: str) -> dict[str, KnownFile]:
+        with self.catalog.read() as conn:
+            rows = conn.execute(
+                select(*KNOWN_COLUMNS).where(files.c.source_id == self.source.id, files.c.dir_key == dir_key)
+            )
+            return {row.name_key: KnownFile(**row._mapping) for row in rows}
+
+    # -- progress ----------------------------------------------------------------------------------------
+    def _check_cancel(self) -> None:
+        if self.cancel.is_set():
+            raise ScanInterrupted("the scan was stopped")
+
+    def _values(self) -> dict[str, Any]:
+        s = self.stats
+        return {
+            "files_seen": s.files_seen,
+            "files_new": s.files_new,
+            "files_changed": s.files_changed,
+            "files_moved": s.files_moved,
+            "files_missing": s.files_missing,
+            "files_unchanged": s.files_unchanged,
+            "files_deferred": s.files_deferred,
+            "bytes_hashed": s.bytes_hashed,
+            "bytes_read": s.bytes_read,
+            "errors_count": s.errors_count,
+            "errors": list(s.errors),
+            "current_path": s.current_path,
+        }
+
+    def _report(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if self.progress is not None and (force or now - self._last_report >= 0.1):
+            self._last_report = now
+            self.progress(self.stats)
+        if not force and now - self._last_save >= 1.0:
+            self._last_save = now
+            try:
+                save_progress(self.catalog, self.scan_id, self._values())
+            except Exception:  # progress is best effort; the scan itself must go on
+                log.warning("could not save the progress of scan %s", self.scan_id, exc_info=True)

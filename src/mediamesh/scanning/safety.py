@@ -1,0 +1,67 @@
+"""The first law: an unreachable, unmounted or suddenly empty source never makes its files look deleted.
+
+Checked before a scan walks anything (preflight) and again before anything becomes missing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from mediamesh.backends.base import Backend, BackendError, EntryKind
+
+
+class ScanRefused(Exception):
+    """The scan must not go on; the message says why in words a user can act on."""
+
+
+@dataclass(frozen=True, slots=True)
+class MissingPolicy:
+    ratio: float
+    minimum: int
+
+    def holds_back(self, vanishing: int, known: int) -> bool:
+        """True when marking ``vanishing`` of ``known`` files missing needs an explicit confirmation."""
+        return vanishing >= max(self.minimum, 1) and vanishing > self.ratio * known
+
+
+def identity_changes(recorded: Mapping[str, str], now: Mapping[str, str]) -> list[str]:
+    """Human-readable differences between the identity recorded at registration and the one seen now."""
+    return [
+        f"{key} was {recorded[key]!r}, now {now.get(key)!r}"
+        for key in sorted(recorded)
+        if now.get(key) != recorded[key]
+    ]
+
+
+def check_reachable(backend: Backend, recorded_identity: Mapping[str, str], name: str) -> None:
+    probe = backend.probe()
+    if not probe.reachable:
+        raise ScanRefused(f"source {name!r} is unreachable: {probe.error}")
+    changes = identity_changes(recorded_identity, probe.identity)
+    if changes:
+        raise ScanRefused(
+            f"source {name!r} now shows a different filesystem than when it was registered "
+            f"({'; '.join(changes)}); is the share mounted? Not scanning."
+        )
+
+
+def preflight(
+    backend: Backend, recorded_identity: Mapping[str, str], name: str, top: str, known: int
+) -> None:
+    """Refuse to scan a source (or sub-folder) that is unreachable, not the registered filesystem, not a
+    folder, or empty while the catalog knows ``known`` present files in it."""
+    check_reachable(backend, recorded_identity, name)
+    where = f"folder {top!r}" if top else "the source root"
+    try:
+        entry = backend.stat(top)
+        if entry.kind is not EntryKind.DIR:
+            raise ScanRefused(f"{where} of {name!r} is not a folder")
+        listing = backend.list_dir(top)
+    except BackendError as exc:
+        raise ScanRefused(f"cannot read {where} of {name!r}: {exc}") from exc
+    if not listing and known:
+        raise ScanRefused(
+            f"{where} of {name!r} is empty, but the catalog knows {known} files there; "
+            "not scanning (is the share mounted?). Nothing was marked missing."
+        )

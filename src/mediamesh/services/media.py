@@ -1,0 +1,191 @@
+"""Questions about media: what do I have, where is each copy, which are duplicates, what went missing.
+
+A location's state is ``present`` or ``missing`` as the last complete scan left it, except that a present
+file on a source whose health is ``offline`` shows ``offline``: derived here, never written to every row.
+A media item's state is the best of its locations' (present > offline > missing).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+from sqlalchemy import ColumnElement, Connection, and_, case, exists, func, select
+
+from mediamesh.catalog.schema import files, media, sources
+from mediamesh.context import Context
+from mediamesh.errors import InvalidInput, NotFound
+from mediamesh.scanning.names import name_key, path_key
+from mediamesh.services.sources import find_source
+
+MEDIA_ID_RE = re.compile(r"[0-9a-f]{64}\Z")
+STATES = ("present", "missing", "offline")
+MAX_LIMIT = 1000
+
+_location_state = case(
+    (and_(files.c.state == "present", sources.c.health_status == "offline"), "offline"), else_=files.c.state
+)
+
+
+def _has_location(*conds: ColumnElement[bool]) -> ColumnElement[bool]:
+    return exists(
+        select(files.c.id)
+        .join(sources, sources.c.id == files.c.source_id)
+        .where(files.c.media_id == media.c.id, *conds)
+    )
+
+
+def _state_filter(state: str) -> ColumnElement[bool]:
+    reachable = _has_location(files.c.state == "present", sources.c.health_status != "offline")
+    if state == "present":
+        return reachable
+    on_offline = _has_location(files.c.state == "present", sources.c.health_status == "offline")
+    if state == "offline":
+        return and_(~reachable, on_offline)
+    if state == "missing":
+        return ~_has_location(files.c.state == "present")
+    raise InvalidInput(f"invalid state {state!r}: use one of {', '.join(STATES)}")
+
+
+def list_media(
+    ctx: Context,
+    source: str | None = None,
+    state: str | None = None,
+    duplicates: bool = False,
+    kind: str | None = None,
+    limit: int = 100,
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    """A page of media, ordered by id; ``next`` is the cursor of the following page (or None)."""
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}")
+    if cursor is not None and not MEDIA_ID_RE.match(cursor):
+        raise InvalidInput("invalid cursor")
+    with ctx.catalog.read() as conn:
+        conds: list[ColumnElement[bool]] = []
+        if source is not None:
+            conds.append(_has_location(files.c.source_id == find_source(conn, source).id))
+        if state is not None:
+            conds.append(_state_filter(state))
+        if kind is not None:
+            conds.append(media.c.kind == kind)
+        if duplicates:
+            present = (
+                select(func.count())
+                .select_from(files)
+                .where(files.c.media_id == media.c.id, files.c.state == "present")
+                .scalar_subquery()
+            )
+            conds.append(present > 1)
+        query = select(media).where(*conds)
+        count = conn.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+        if cursor is not None:
+            query = query.where(media.c.id > cursor)
+        rows = conn.execute(query.order_by(media.c.id).limit(limit + 1)).all()
+        page = rows[:limit]
+        locations = _locations(conn, [r.id for r in page])
+        data = [_media_public(r, locations.get(r.id, [])) for r in page]
+    return {"data": data, "count": count, "next": page[-1].id if len(rows) > limit else None}
+
+
+def _locations(conn: Connection, media_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {m: [] for m in media_ids}
+    if not media_ids:
+        return out
+    rows = conn.execute(
+        select(
+            files.c.media_id,
+            sources.c.name,
+            files.c.path,
+            _location_state.label("state"),
+            files.c.size,
+            files.c.mtime_ns,
+            files.c.missing_since,
+        )
+        .join(sources, sources.c.id == files.c.source_id)
+        .where(files.c.media_id.in_(media_ids))
+        .order_by(files.c.media_id, sources.c.name, files.c.path)
+    )
+    for r in rows:
+        out[r.media_id].append(
+            {
+                "source": r.name,
+                "path": r.path,
+                "state": r.state,
+                "size": r.size,
+                "mtime_ns": r.mtime_ns,
+                "missing_since": r.missing_since.isoformat() if r.missing_since else None,
+            }
+        )
+    return out
+
+
+def _media_public(row: Any, locations: list[dict[str, Any]]) -> dict[str, Any]:
+    states = {loc["state"] for loc in locations}
+    state = next((s for s in ("present", "offline", "missing") if s in states), "missing")
+    return {
+        "id": row.id,
+        "size": row.size,
+        "kind": row.kind,
+        "state": state,
+        "copies": sum(1 for loc in locations if loc["state"] == "present"),
+        "locations": locations,
+    }
+
+
+def show_media(ctx: Context, media_id: str) -> dict[str, Any]:
+    media_id = media_id.strip().lower()
+    if not MEDIA_ID_RE.match(media_id):
+        raise InvalidInput(f"{media_id!r} is not a media id (64 hex characters, as b3sum prints)")
+    with ctx.catalog.read() as conn:
+        row = conn.execute(select(media).where(media.c.id == media_id)).first()
+        if row is None:
+            raise NotFound(f"no media {media_id}")
+        return _media_public(row, _locations(conn, [media_id])[media_id])
+
+
+def whereis(ctx: Context, what: str) -> dict[str, Any]:
+    """Every location of a media id, of the file at an absolute path, or of ``source:relative/path``."""
+    text = what.strip()
+    if MEDIA_ID_RE.match(text.lower()):
+        return show_media(ctx, text)
+    with ctx.catalog.read() as conn:
+        candidates = _resolve_path(conn, text)
+        for source_id, rel, ci in candidates:
+            key = path_key(rel, ci)
+            dir_key, _, name = key.rpartition("/")
+            media_id = conn.execute(
+                select(files.c.media_id).where(
+                    files.c.source_id == source_id,
+                    files.c.dir_key == dir_key,
+                    files.c.name_key == name_key(name, ci),
+                )
+            ).scalar_one_or_none()
+            if media_id is not None:
+                break
+        else:
+            raise NotFound(f"{text!r} is not in the catalog (is it below a registered source, and scanned?)")
+    return show_media(ctx, media_id)
+
+
+def _resolve_path(conn: Connection, text: str) -> list[tuple[int, str, bool]]:
+    """(source id, path relative to it, case-insensitive?) for each source the path may be on."""
+    from mediamesh.backends import open_backend
+
+    if os.path.isabs(text):
+        target = os.path.normpath(text)
+        found = []
+        for row in conn.execute(select(sources).where(sources.c.kind == "local")):
+            root = row.location.rstrip("/")
+            if target.startswith(root + "/"):
+                found.append((row.id, target[len(root) + 1 :], False))
+        if not found:
+            raise NotFound(f"{text!r} is not below any registered local source")
+        return found
+    source_name, sep, rel = text.partition(":")
+    if not sep or not rel:
+        raise InvalidInput(f"give a media id, an absolute path, or SOURCE:relative/path (not {text!r})")
+    row = find_source(conn, source_name)
+    ci = open_backend(row.kind, row.location).features.case_insensitive
+    return [(row.id, rel.strip("/"), ci)]

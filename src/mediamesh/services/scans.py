@@ -1,0 +1,57 @@
+"""Running scans and reading their results."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from mediamesh.backends.base import InvalidPathError, clean_relpath
+from mediamesh.catalog.scans import scan_summary
+from mediamesh.context import Context
+from mediamesh.errors import InvalidInput, NotFound
+from mediamesh.scanning.pipeline import ProgressFn, Scanner, ScanOptions, SourceRef
+from mediamesh.scanning.safety import MissingPolicy
+from mediamesh.services.sources import backend_for, find_source, path_filter_for
+
+
+def run_scan(
+    ctx: Context,
+    id_or_name: str,
+    path: str = "",
+    confirm_missing: bool = False,
+    progress: ProgressFn | None = None,
+    cancel: threading.Event | None = None,
+) -> dict[str, Any]:
+    """Scan a source (or one folder of it) now, in this thread; returns the scan summary."""
+    try:
+        top = clean_relpath(path)
+    except InvalidPathError as exc:
+        raise InvalidInput(f"invalid --path {path!r}: {exc}") from exc
+    with ctx.catalog.read() as conn:
+        row = find_source(conn, id_or_name)
+    if not row.enabled:
+        raise InvalidInput(f"source {row.name!r} is disabled; enable it before scanning")
+    s = ctx.settings
+    options = ScanOptions(
+        path=top,
+        confirm_missing=confirm_missing,
+        settle_seconds=s.settle_seconds,
+        workers=s.hash_workers,
+        batch=s.commit_batch,
+        missing_policy=MissingPolicy(s.missing_threshold_ratio, s.missing_threshold_min),
+    )
+    source = SourceRef(row.id, row.name, dict(row.identity or {}), path_filter_for(row))
+    backend = backend_for(row)
+    try:
+        scan_id = Scanner(ctx.catalog, backend, source, options, progress, cancel).run()
+    finally:
+        backend.close()
+    return get_scan(ctx, scan_id)
+
+
+def get_scan(ctx: Context, scan_id: int) -> dict[str, Any]:
+    with ctx.catalog.read() as conn:
+        summary = scan_summary(conn, scan_id)
+    if summary is None:
+        raise NotFound(f"no scan {scan_id}")
+    return summary
