@@ -79,12 +79,15 @@ _TOUCH = (
         last_seen=bindparam("b_now"),
     )
 )
-# Guarded by the folder: a row that a move took away in the meantime is not flagged.
+# Guarded by the old location: a row that a move took away in the meantime is not flagged.
 _VANISH = (
     update(files)
     .where(
         and_(
-            files.c.id == bindparam("b_id"), files.c.dir_key == bindparam("b_dir"), files.c.state == "present"
+            files.c.id == bindparam("b_id"),
+            files.c.dir_key == bindparam("b_dir"),
+            files.c.name_key == bindparam("b_name"),
+            files.c.state == "present",
         )
     )
     .values(vanished_scan_id=bindparam("b_scan"))
@@ -168,16 +171,20 @@ class CatalogWriter:
                     touches.append(
                         {"b_id": w.known.id, "b_path": w.path, "b_file_id": e.file_id, "b_now": now}
                     )
-        vanished = [{"b_id": r.id, "b_dir": r.dir_key, "b_scan": self.scan_id} for r in self._vanished]
+        vanished = [
+            {"b_id": r.id, "b_dir": r.dir_key, "b_name": r.name_key, "b_scan": self.scan_id}
+            for r in self._vanished
+        ]
         with self.catalog.write() as conn:
             insert_ignore(conn, media, list(new_media.values()))
             if inserts:
                 self._upsert_files(conn, inserts)
+            # Vanish flags first: a move in the same batch then clears the flag of the row it takes.
             for stmt, rows in (
+                (_VANISH, vanished),
                 (_UPDATE_CONTENT, updates),
                 (_MOVE, moves),
                 (_TOUCH, touches),
-                (_VANISH, vanished),
             ):
                 if rows:
                     conn.execute(stmt, rows)

@@ -200,9 +200,9 @@ class Scanner:
         with self.catalog.read() as conn:
             dirs = (
                 conn.execute(
-                    select(files.c.dir_key).distinct().where(
-                        files.c.source_id == self.source.id, files.c.state == "present", self._in_scope()
-                    )
+                    select(files.c.dir_key)
+                    .distinct()
+                    .where(files.c.source_id == self.source.id, files.c.state == "present", self._in_scope())
                 )
                 .scalars()
                 .all()

@@ -1,0 +1,105 @@
+"""Shared fixtures: a catalog on SQLite and on a throw-away PostgreSQL database, and real file trees."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from mediamesh.catalog import Catalog
+from mediamesh.catalog.schema import metadata
+from mediamesh.config import Settings
+from mediamesh.context import Context
+
+PG_ADMIN_URL = os.environ.get(
+    "MEDIAMESH_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A PostgreSQL database created for this test run and dropped after it."""
+    name = f"mediamesh_test_{os.getpid()}_{secrets.token_hex(3)}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # the suite must run on PostgreSQL too: say so rather than skip
+        pytest.fail(f"PostgreSQL at {PG_ADMIN_URL} is not usable ({exc}); run scripts/ensure-services.sh")
+    url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    Catalog(url).migrate()
+    yield url
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _truncate_pg(url: str) -> None:
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        names = ", ".join(t.name for t in metadata.sorted_tables)
+        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'catalog.db'}"
+    url: str = request.getfixturevalue("pg_url")
+    _truncate_pg(url)
+    return url
+
+
+def make_settings(tmp_path: Path, db_url: str | None = None, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "data_dir": tmp_path / "data",
+        "settle_seconds": 0,
+        "database_url": db_url,
+        **overrides,
+    }
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def ctx(tmp_path: Path, db_url: str) -> Iterator[Context]:
+    context = Context(make_settings(tmp_path, db_url))
+    yield context
+    context.close()
+
+
+@pytest.fixture
+def sqlite_ctx(tmp_path: Path) -> Iterator[Context]:
+    context = Context(make_settings(tmp_path))
+    yield context
+    context.close()
+
+
+@pytest.fixture
+def library(tmp_path: Path) -> Path:
+    root = tmp_path / "library"
+    root.mkdir()
+    return root
+
+
+def write(path: Path, data: bytes | int, mtime_offset: float = -3600) -> Path:
+    """Write a file (bytes, or that many random bytes) with an mtime in the past (settled)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(os.urandom(data) if isinstance(data, int) else data)
+    stamp = path.stat().st_mtime + mtime_offset
+    os.utime(path, (stamp, stamp))
+    return path
+
+
+def b3sum(*paths: Path) -> dict[Path, str]:
+    """What the real b3sum prints for each path."""
+    result = subprocess.run(
+        ["b3sum", "--no-names", *map(str, paths)], capture_output=True, text=True, check=True
+    )
+    return dict(zip(paths, result.stdout.split(), strict=True))
