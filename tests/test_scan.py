@@ -20,7 +20,7 @@ from mediamesh.backends.local import LocalBackend
 from mediamesh.catalog.schema import files, media, scans
 from mediamesh.context import Context
 from mediamesh.scanning.filters import PathFilter
-from mediamesh.scanning.pipeline import ScanOptions, Scanner, SourceRef
+from mediamesh.scanning.pipeline import Scanner, ScanOptions, SourceRef
 from mediamesh.services import media as media_svc
 from mediamesh.services import sources as source_svc
 from mediamesh.services.scans import run_scan
@@ -179,6 +179,8 @@ def test_empty_root_is_not_scanned_and_nothing_goes_missing(
     assert summary["status"] == "failed"
     assert "empty" in summary["error"] and "3 files" in summary["error"]
     assert {r.state for r in rows(ctx).values()} == {"present"}
+    confirmed = scan(ctx, confirm_missing=True)  # the user says the folder really is empty now
+    assert (confirmed["status"], confirmed["files_missing"]) == ("completed", 3)
 
 
 def test_missing_root_is_not_scanned(ctx: Context, library: Path, tmp_path: Path) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import errno
 import os
 import stat as stat_mod
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, ClassVar
@@ -24,6 +26,8 @@ from mediamesh.backends.base import (
     clean_relpath,
 )
 
+_DIR_FLAGS = getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
 # Errors that mean the filesystem itself went away (a host mount that dropped), not one bad path.
 _UNREACHABLE_ERRNOS = {
     errno.EIO,
@@ -41,6 +45,8 @@ _UNREACHABLE_ERRNOS = {
 
 def _translate(exc: OSError, path: str, full: str) -> BackendError:
     message = f"{exc.strerror or exc}: {full}"
+    if exc.errno == errno.ELOOP:
+        return InvalidPathError(f"symbolic links are not followed: {full}", path)
     if isinstance(exc, FileNotFoundError):
         return NotFoundError(message, path)
     if isinstance(exc, NotADirectoryError):
@@ -51,8 +57,6 @@ def _translate(exc: OSError, path: str, full: str) -> BackendError:
         return PermissionDeniedError(message, path)
     if exc.errno in _UNREACHABLE_ERRNOS:
         return UnreachableError(message, path)
-    if exc.errno == errno.ELOOP:
-        return InvalidPathError(f"symbolic link not followed: {path}", path)
     return BackendError(message, path)
 
 
@@ -96,19 +100,44 @@ class LocalBackend(Backend):
 
     def _abs(self, path: str) -> str:
         rel = clean_relpath(path)
-        full = os.path.join(self.root, rel) if rel else self.root
-        # A symlinked component could lead out of the root: only allow paths that stay inside it.
-        real_root = os.path.realpath(self.root)
-        real = os.path.realpath(full)
-        if real != real_root and not real.startswith(real_root.rstrip("/") + "/"):
-            raise InvalidPathError(f"path leaves the source root: {path}", path)
-        return full
+        return os.path.join(self.root, rel) if rel else self.root
+
+    @contextmanager
+    def _parent_fd(self, rel: str) -> Iterator[tuple[int, str]]:
+        """An fd of the folder holding ``rel`` and the last name, reached one component at a time with
+        O_NOFOLLOW: no symbolic link below the root is ever followed, so nothing outside it can be reached
+        (the kernel enforces it; no check-then-use race)."""
+        parts = rel.split("/") if rel else []
+        fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            for part in parts[:-1]:
+                try:
+                    nfd = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                except NotADirectoryError:
+                    if stat_mod.S_ISLNK(os.stat(part, dir_fd=fd, follow_symlinks=False).st_mode):
+                        raise OSError(errno.ELOOP, "symbolic link") from None
+                    raise
+                os.close(fd)
+                fd = nfd
+            yield fd, parts[-1] if parts else "."
+        finally:
+            os.close(fd)
+
+    def _open_fd(self, path: str, flags: int) -> int:
+        rel = clean_relpath(path)
+        full = self._abs(rel)
+        try:
+            with self._parent_fd(rel) as (parent, name):
+                return os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
+        except OSError as exc:
+            raise _translate(exc, path, full) from exc
 
     def list_dir(self, path: str) -> list[Entry]:
         full = self._abs(path)
+        fd = self._open_fd(path, os.O_RDONLY | os.O_DIRECTORY)
         entries: list[Entry] = []
         try:
-            with os.scandir(full) as it:
+            with os.scandir(fd) as it:
                 for de in it:
                     if de.is_symlink():
                         entries.append(Entry(de.name, EntryKind.OTHER, 0, 0, None))
@@ -126,22 +155,22 @@ class LocalBackend(Backend):
                         entries.append(Entry(de.name, EntryKind.OTHER, 0, 0, None))
         except OSError as exc:
             raise _translate(exc, path, full) from exc
+        finally:
+            os.close(fd)
         return entries
 
     def stat(self, path: str) -> Entry:
-        full = self._abs(path)
+        rel = clean_relpath(path)
+        full = self._abs(rel)
         try:
-            st = os.lstat(full)
+            with self._parent_fd(rel) as (parent, name):
+                st = os.stat(name, dir_fd=parent, follow_symlinks=False)
         except OSError as exc:
             raise _translate(exc, path, full) from exc
-        return _entry_from_stat(os.path.basename(path), st)
+        return _entry_from_stat(os.path.basename(rel), st)
 
     def open(self, path: str) -> BinaryIO:
-        full = self._abs(path)
-        try:
-            fd = os.open(full, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        except OSError as exc:
-            raise _translate(exc, path, full) from exc
+        fd = self._open_fd(path, os.O_RDONLY)
         st = os.fstat(fd)
         if not stat_mod.S_ISREG(st.st_mode):
             os.close(fd)

@@ -9,10 +9,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, update
+from sqlalchemy import and_, bindparam, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql import ClauseElement
 
 from mediamesh.catalog import Catalog
+from mediamesh.catalog.prepared import Prepared
 from mediamesh.catalog.schema import files, media
 from mediamesh.scanning.model import KnownFile, Outcome, Result
 
@@ -21,15 +23,52 @@ def now_utc() -> datetime:
     return datetime.now(UTC)
 
 
-def insert_ignore(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
-    """INSERT ... ON CONFLICT DO NOTHING on SQLite and PostgreSQL alike."""
-    if not rows:
-        return
-    dialect = sqlite if conn.dialect.name == "sqlite" else postgresql
-    conn.execute(dialect.insert(table).on_conflict_do_nothing(), rows)
+def _insert(dialect: str) -> Any:
+    return (sqlite if dialect == "sqlite" else postgresql).insert
 
 
-_UPDATE_CONTENT = (
+def _media_insert(dialect: str) -> ClauseElement:
+    return _insert(dialect)(media).on_conflict_do_nothing()  # type: ignore[no-any-return]
+
+
+def _files_upsert(dialect: str) -> ClauseElement:
+    stmt = _insert(dialect)(files)
+    excluded = stmt.excluded
+    return stmt.on_conflict_do_update(  # type: ignore[no-any-return]
+        index_elements=[files.c.source_id, files.c.dir_key, files.c.name_key],
+        set_={
+            "path": excluded.path,
+            "size": excluded.size,
+            "mtime_ns": excluded.mtime_ns,
+            "file_id": excluded.file_id,
+            "quick_fp": excluded.quick_fp,
+            "media_id": excluded.media_id,
+            "state": "present",
+            "missing_since": None,
+            "vanished_scan_id": None,
+            "last_seen": excluded.last_seen,
+        },
+    )
+
+
+MEDIA_KEYS = ("id", "size", "kind", "first_seen")
+FILE_KEYS = (
+    "source_id",
+    "path",
+    "dir_key",
+    "name_key",
+    "size",
+    "mtime_ns",
+    "file_id",
+    "quick_fp",
+    "media_id",
+    "state",
+    "first_seen",
+    "last_seen",
+)
+INSERT_MEDIA = Prepared(_media_insert, MEDIA_KEYS)
+UPSERT_FILES = Prepared(_files_upsert, FILE_KEYS)
+UPDATE_CONTENT = Prepared(
     update(files)
     .where(files.c.id == bindparam("b_id"))
     .values(
@@ -42,10 +81,10 @@ _UPDATE_CONTENT = (
         state="present",
         missing_since=None,
         vanished_scan_id=None,
-        last_seen=bindparam("b_now"),
+        last_seen=bindparam("b_now", type_=files.c.last_seen.type),
     )
 )
-_MOVE = (
+MOVE = Prepared(
     update(files)
     .where(
         and_(
@@ -64,10 +103,10 @@ _MOVE = (
         state="present",
         missing_since=None,
         vanished_scan_id=None,
-        last_seen=bindparam("b_now"),
+        last_seen=bindparam("b_now", type_=files.c.last_seen.type),
     )
 )
-_TOUCH = (
+TOUCH = Prepared(
     update(files)
     .where(files.c.id == bindparam("b_id"))
     .values(
@@ -76,11 +115,11 @@ _TOUCH = (
         state="present",
         missing_since=None,
         vanished_scan_id=None,
-        last_seen=bindparam("b_now"),
+        last_seen=bindparam("b_now", type_=files.c.last_seen.type),
     )
 )
 # Guarded by the old location: a row that a move took away in the meantime is not flagged.
-_VANISH = (
+VANISH = Prepared(
     update(files)
     .where(
         and_(
@@ -126,10 +165,12 @@ class CatalogWriter:
         touches: list[dict[str, Any]] = []
         for o in self._outcomes:
             w, e = o.work, o.work.entry
-            if o.media_id is not None and o.result in (Result.INSERT, Result.UPDATE):
-                new_media.setdefault(
-                    o.media_id, {"id": o.media_id, "size": e.size, "kind": w.kind, "first_seen": now}
-                )
+            if (
+                o.media_id is not None
+                and o.result in (Result.INSERT, Result.UPDATE)
+                and o.media_id not in new_media
+            ):
+                new_media[o.media_id] = {"id": o.media_id, "size": e.size, "kind": w.kind, "first_seen": now}
             if o.result is Result.INSERT:
                 inserts.append(
                     {
@@ -176,18 +217,13 @@ class CatalogWriter:
             for r in self._vanished
         ]
         with self.catalog.write() as conn:
-            insert_ignore(conn, media, list(new_media.values()))
-            if inserts:
-                self._upsert_files(conn, inserts)
+            INSERT_MEDIA.executemany(conn, list(new_media.values()))
+            UPSERT_FILES.executemany(conn, inserts)
             # Vanish flags first: a move in the same batch then clears the flag of the row it takes.
-            for stmt, rows in (
-                (_VANISH, vanished),
-                (_UPDATE_CONTENT, updates),
-                (_MOVE, moves),
-                (_TOUCH, touches),
-            ):
-                if rows:
-                    conn.execute(stmt, rows)
+            VANISH.executemany(conn, vanished)
+            UPDATE_CONTENT.executemany(conn, updates)
+            MOVE.executemany(conn, moves)
+            TOUCH.executemany(conn, touches)
         self._outcomes.clear()
         self._vanished.clear()
 
@@ -205,27 +241,3 @@ class CatalogWriter:
             "b_media": o.media_id,
             "b_now": now,
         }
-
-    @staticmethod
-    def _upsert_files(conn: Connection, rows: list[dict[str, Any]]) -> None:
-        dialect = sqlite if conn.dialect.name == "sqlite" else postgresql
-        stmt = dialect.insert(files)
-        excluded = stmt.excluded
-        conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=[files.c.source_id, files.c.dir_key, files.c.name_key],
-                set_={
-                    "path": excluded.path,
-                    "size": excluded.size,
-                    "mtime_ns": excluded.mtime_ns,
-                    "file_id": excluded.file_id,
-                    "quick_fp": excluded.quick_fp,
-                    "media_id": excluded.media_id,
-                    "state": "present",
-                    "missing_since": None,
-                    "vanished_scan_id": None,
-                    "last_seen": excluded.last_seen,
-                },
-            ),
-            rows,
-        )

@@ -56,6 +56,7 @@ class Fingerprinter:
         settle_seconds: float,
         mmap_pool: MmapHashPool | None,
         clock: Callable[[], float] = time.time,
+        lookup_content: bool = True,
     ) -> None:
         self.catalog = catalog
         self.backend = backend
@@ -63,8 +64,13 @@ class Fingerprinter:
         self.settle_ns = int(settle_seconds * 1e9)
         self.mmap_pool = mmap_pool if backend.features.local_paths else None
         self.clock = clock
+        #: False when the source had no rows when the scan began: nothing can have moved, skip the look-ups.
+        self.lookup_content = lookup_content
         self._claimed: set[int] = set()
         self._claim_lock = threading.Lock()
+
+    def process_many(self, works: list[Work]) -> list[Outcome]:
+        return [self.process(w) for w in works]
 
     def process(self, work: Work) -> Outcome:
         try:
@@ -82,16 +88,16 @@ class Fingerprinter:
             return Outcome(Result.TOUCH, work)
         if self._settling(entry):
             return Outcome(Result.DEFER, work)
-        if work.action is Action.NEW and entry.file_id is not None:
-            moved = self._claim_move(work, "file_id", entry.file_id)
+        if work.candidates:
+            moved = self._claim(work, work.candidates, "file_id")
             if moved is not None:
                 return Outcome(Result.MOVE, work, moved.media_id, moved.quick_fp, moved)
         with self.backend.open(work.path) as fh:
             if entry.size <= WHOLE_READ_LIMIT:
                 digest = small_file_digest(fh, entry.size)
                 self._check_unchanged(fh, work)
-                if work.action is Action.NEW:
-                    moved = self._claim_move(work, "quick_fp", digest.quick_fp, digest.media_id)
+                if work.action is Action.NEW and self.lookup_content:
+                    moved = self._claim_move(work, digest.quick_fp, digest.media_id)
                     if moved is not None:
                         return Outcome(
                             Result.MOVE, work, digest.media_id, digest.quick_fp, moved, 0, digest.bytes_read
@@ -100,8 +106,8 @@ class Fingerprinter:
                     work, digest.media_id, digest.quick_fp, digest.bytes_read, digest.bytes_read
                 )
             qfp, sampled = quick_fingerprint(fh, entry.size)
-            if work.action is Action.NEW:
-                moved = self._claim_move(work, "quick_fp", qfp)
+            if work.action is Action.NEW and self.lookup_content:
+                moved = self._claim_move(work, qfp)
                 if moved is not None:
                     self._check_unchanged(fh, work)
                     return Outcome(Result.MOVE, work, moved.media_id, qfp, moved, 0, sampled)
@@ -148,18 +154,19 @@ class Fingerprinter:
         if size != work.entry.size or mtime_ns != work.entry.mtime_ns:
             raise FileChangedError(f"file changed while it was read: {work.path}")
 
-    def _claim_move(self, work: Work, by: str, value: str, media_id: str | None = None) -> KnownFile | None:
-        """A known row of this source that this new name is, moved; claimed so no other name takes it."""
-        entry = work.entry
-        query = select(*KNOWN_COLUMNS).where(files.c.source_id == self.source_id, files.c.size == entry.size)
-        if by == "file_id":
-            query = query.where(files.c.file_id == value, files.c.mtime_ns == entry.mtime_ns)
-        else:
-            query = query.where(files.c.quick_fp == value)
-            if media_id is not None:
-                query = query.where(files.c.media_id == media_id)
+    def _claim_move(self, work: Work, quick_fp: str, media_id: str | None = None) -> KnownFile | None:
+        """A known row of this source with the same size and samples (and content, when known)."""
+        query = select(*KNOWN_COLUMNS).where(
+            files.c.source_id == self.source_id, files.c.size == work.entry.size, files.c.quick_fp == quick_fp
+        )
+        if media_id is not None:
+            query = query.where(files.c.media_id == media_id)
         with self.catalog.read() as conn:
-            candidates = [KnownFile(**row._mapping) for row in conn.execute(query.limit(16))]
+            candidates = [KnownFile(*tuple(row)) for row in conn.execute(query.limit(16))]
+        return self._claim(work, candidates, "quick_fp")
+
+    def _claim(self, work: Work, candidates: list[KnownFile], by: str) -> KnownFile | None:
+        """The first candidate whose old location is gone, claimed so that no other name takes it too."""
         for row in candidates:
             if (row.dir_key, row.name_key) == (work.dir_key, work.name_key):
                 continue

@@ -51,6 +51,8 @@ class Work:
     entry: Entry
     kind: str
     known: KnownFile | None = None
+    #: Known rows of this source with this entry's file id, size and mtime (a NEW entry may be one moved).
+    candidates: list[KnownFile] = field(default_factory=list)
 
 
 @dataclass(slots=True)

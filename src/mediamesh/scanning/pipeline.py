@@ -11,14 +11,15 @@ import concurrent.futures as cf
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 
 from mediamesh.backends.base import Backend, UnreachableError, clean_relpath
 from mediamesh.catalog import Catalog
+from mediamesh.catalog.prepared import Prepared
 from mediamesh.catalog.scans import begin_scan, finish_scan, save_progress
 from mediamesh.catalog.schema import files
 from mediamesh.scanning.commit import CatalogWriter, now_utc
@@ -26,12 +27,35 @@ from mediamesh.scanning.diff import diff_folder
 from mediamesh.scanning.filters import PathFilter
 from mediamesh.scanning.fingerprint import KNOWN_COLUMNS, Fingerprinter
 from mediamesh.scanning.hashing import MmapHashPool
-from mediamesh.scanning.model import Action, KnownFile, Outcome, Result, ScanStats
+from mediamesh.scanning.model import Action, KnownFile, Outcome, Result, ScanStats, Work
 from mediamesh.scanning.names import path_key, under
 from mediamesh.scanning.safety import MissingPolicy, ScanRefused, check_reachable, preflight
 from mediamesh.scanning.walk import Walker
 
 log = logging.getLogger(__name__)
+
+KNOWN_IN_FOLDER = Prepared(
+    select(*KNOWN_COLUMNS).where(
+        files.c.source_id == bindparam("b_source"), files.c.dir_key == bindparam("b_dir")
+    )
+)
+#: Small files travel to the hashing threads in chunks: one future per file costs more than hashing it.
+CHUNK_FILES = 64
+CHUNK_BYTES = 8 << 20
+
+
+def chunks(works: list[Work]) -> Iterator[list[Work]]:
+    chunk: list[Work] = []
+    size = 0
+    for work in works:
+        if chunk and (len(chunk) >= CHUNK_FILES or size + work.entry.size > CHUNK_BYTES):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(work)
+        size += work.entry.size
+    if chunk:
+        yield chunk
+
 
 ProgressFn = Callable[[ScanStats], None]
 
@@ -81,6 +105,7 @@ class Scanner:
         self._last_report = 0.0
         self._last_save = time.monotonic()
         self.scan_id = 0
+        self._has_rows = True
 
     # -- entry point -------------------------------------------------------------------------------------
     def run(self) -> int:
@@ -88,7 +113,14 @@ class Scanner:
         self.scan_id = begin_scan(self.catalog, self.source.id, self.top)
         status, error = "failed", None
         try:
-            preflight(self.backend, self.source.identity, self.source.name, self.top, self._known_present())
+            preflight(
+                self.backend,
+                self.source.identity,
+                self.source.name,
+                self.top,
+                self._known_present(),
+                allow_empty=self.options.confirm_missing,
+            )
             self._walk_and_index()
             status, error = self._finish()
         except ScanRefused as exc:
@@ -112,18 +144,25 @@ class Scanner:
         self._walker = walker
         writer = CatalogWriter(self.catalog, self.source.id, self.scan_id, self.options.batch)
         pool = MmapHashPool(1)
+        self._has_rows = self._source_has_rows()
         fingerprinter = Fingerprinter(
-            self.catalog, self.backend, self.source.id, self.options.settle_seconds, pool
+            self.catalog,
+            self.backend,
+            self.source.id,
+            self.options.settle_seconds,
+            pool,
+            lookup_content=self._has_rows,
         )
-        window = self.options.workers * 8
-        in_flight: set[cf.Future[Outcome]] = set()
+        window = self.options.workers * 4
+        in_flight: set[cf.Future[list[Outcome]]] = set()
 
         def drain(until: int) -> None:
             while len(in_flight) > until:
                 done, _ = cf.wait(in_flight, return_when=cf.FIRST_COMPLETED)
                 for fut in done:
                     in_flight.discard(fut)
-                    self._record(fut.result(), writer)
+                    for outcome in fut.result():
+                        self._record(outcome, writer)
 
         with cf.ThreadPoolExecutor(self.options.workers, thread_name_prefix="mediamesh-hash") as executor:
             try:
@@ -137,12 +176,15 @@ class Scanner:
                     for path, message in diff.collisions:
                         self.stats.add_error(path, message)
                     writer.vanish(diff.vanished)
+                    todo = [w for w in diff.work if w.action is not Action.TOUCH]
                     for work in diff.work:
                         if work.action is Action.TOUCH:
                             self._record(Outcome(Result.TOUCH, work), writer)
-                        else:
-                            in_flight.add(executor.submit(fingerprinter.process, work))
-                            drain(window)
+                    if self._has_rows:
+                        self._attach_candidates(todo)
+                    for chunk in chunks(todo):
+                        in_flight.add(executor.submit(fingerprinter.process_many, chunk))
+                        drain(window)
                     if writer.full:
                         writer.flush()
                     self._report()
@@ -239,12 +281,41 @@ class Scanner:
                 ).scalar_one()
             )
 
-    def _known_in(self, dir_key: str) -> dict[str, KnownFile]:
+    def _source_has_rows(self) -> bool:
         with self.catalog.read() as conn:
-            rows = conn.execute(
-                select(*KNOWN_COLUMNS).where(files.c.source_id == self.source.id, files.c.dir_key == dir_key)
+            return (
+                conn.execute(select(files.c.id).where(files.c.source_id == self.source.id).limit(1)).first()
+                is not None
             )
-            return {row.name_key: KnownFile(**row._mapping) for row in rows}
+
+    def _known_in(self, dir_key: str) -> dict[str, KnownFile]:
+        if not self._has_rows:
+            return {}
+        with self.catalog.read() as conn:
+            rows = KNOWN_IN_FOLDER.fetch(conn, {"b_source": self.source.id, "b_dir": dir_key})
+        return {row[3]: KnownFile(*row) for row in rows}
+
+    def _attach_candidates(self, todo: list[Work]) -> None:
+        """For new names with a file id: the known rows with that id, size and mtime (one query a folder)."""
+        new = [w for w in todo if w.action is Action.NEW and w.entry.file_id is not None]
+        if not new:
+            return
+        with self.catalog.read() as conn:
+            found = conn.execute(
+                select(*KNOWN_COLUMNS).where(
+                    files.c.source_id == self.source.id, files.c.file_id.in_({w.entry.file_id for w in new})
+                )
+            ).all()
+        by_id: dict[str | None, list[KnownFile]] = {}
+        for row in found:
+            known = KnownFile(*tuple(row))
+            by_id.setdefault(known.file_id, []).append(known)
+        for w in new:
+            w.candidates = [
+                k
+                for k in by_id.get(w.entry.file_id, ())
+                if (k.size, k.mtime_ns) == (w.entry.size, w.entry.mtime_ns)
+            ]
 
     # -- progress ----------------------------------------------------------------------------------------
     def _check_cancel(self) -> None:

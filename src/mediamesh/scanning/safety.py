@@ -47,10 +47,16 @@ def check_reachable(backend: Backend, recorded_identity: Mapping[str, str], name
 
 
 def preflight(
-    backend: Backend, recorded_identity: Mapping[str, str], name: str, top: str, known: int
+    backend: Backend,
+    recorded_identity: Mapping[str, str],
+    name: str,
+    top: str,
+    known: int,
+    allow_empty: bool = False,
 ) -> None:
     """Refuse to scan a source (or sub-folder) that is unreachable, not the registered filesystem, not a
-    folder, or empty while the catalog knows ``known`` present files in it."""
+    folder, or empty while the catalog knows ``known`` present files in it (unless ``allow_empty``: the user
+    confirmed that the files really are gone)."""
     check_reachable(backend, recorded_identity, name)
     where = f"folder {top!r}" if top else "the source root"
     try:
@@ -60,8 +66,9 @@ def preflight(
         listing = backend.list_dir(top)
     except BackendError as exc:
         raise ScanRefused(f"cannot read {where} of {name!r}: {exc}") from exc
-    if not listing and known:
+    if not listing and known and not allow_empty:
         raise ScanRefused(
             f"{where} of {name!r} is empty, but the catalog knows {known} files there; "
-            "not scanning (is the share mounted?). Nothing was marked missing."
+            "not scanning (is the share mounted?). Nothing was marked missing. "
+            "If it really is empty now, scan again with --confirm-missing."
         )

@@ -1,0 +1,239 @@
+"""Benchmark: mediamesh scanning a local tree, side by side with ``find -printf`` and ``b3sum``.
+
+Builds a tree (small files in folders of 100, plus a few large files), then on the same files in the same
+run measures: hashing throughput on the large files against b3sum; a full index of the small files; a
+no-change rescan against ``find -printf`` (which stats every file, as our rescan must); and a rename of
+1,000 files. Prints a table with times, bytes read, peak RSS and ratios against the targets of issue #2.
+
+    .venv/bin/python bench/scan_local.py                       # 200k small files + 3 x 1 GiB
+    .venv/bin/python bench/scan_local.py --small 20000 --large 1 --large-mib 256   # quick
+    .venv/bin/python bench/scan_local.py --rss-files 1000000   # also peak RSS while indexing 1M files
+
+Every mediamesh run is a separate ``mediamesh scan --json`` process with a fresh data dir, so the figures
+include start-up, and peak RSS is that process's. Page cache is warm for both sides (each side reads the
+files once before it is timed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+MEDIAMESH = [sys.executable, "-m", "mediamesh"]
+
+
+@dataclass
+class Run:
+    seconds: float
+    rss_mb: float
+    output: str
+
+
+def timed(cmd: list[str], env: dict[str, str] | None = None, stdout: int | None = subprocess.PIPE) -> Run:
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=stdout, stderr=subprocess.PIPE, text=True)
+    out, err = proc.communicate()
+    seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd[:4])} failed ({proc.returncode}): {err.strip()[-500:]}")
+    return Run(seconds, 0.0, out or "")
+
+
+def timed_rss(cmd: list[str], env: dict[str, str]) -> Run:
+    """Run a command, returning wall time and its peak RSS (from wait4)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert proc.stdout is not None
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed with {proc.returncode}: {out.decode()[-500:]}")
+    return Run(seconds, usage.ru_maxrss / 1024, out.decode())
+
+
+def build_small(root: Path, count: int, size: int) -> None:
+    marker = root / f".built-{count}-{size}"
+    if marker.exists():
+        return
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    for i in range(count):
+        folder = root / f"d{i // 10000:03}" / f"s{i // 100 % 100:02}"
+        if i % 100 == 0:
+            folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"img{i:07}.jpg").write_bytes(os.urandom(size))
+    past = time.time() - 3600
+    for dirpath, _, names in os.walk(root):
+        for name in names:
+            os.utime(os.path.join(dirpath, name), (past, past))
+    marker.touch()
+
+
+def build_large(root: Path, count: int, mib: int) -> list[Path]:
+    root.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(count):
+        p = root / f"clip{i}.mov"
+        if not p.exists() or p.stat().st_size != mib << 20:
+            with open(p, "wb") as fh:
+                for _ in range(mib):
+                    fh.write(os.urandom(1 << 20))
+            past = time.time() - 3600
+            os.utime(p, (past, past))
+        paths.append(p)
+    return paths
+
+
+def warm(paths: list[Path]) -> None:
+    for p in paths:
+        with open(p, "rb") as fh:
+            while fh.read(8 << 20):
+                pass
+
+
+def scan(data: Path, name: str, root: Path | None = None) -> tuple[Run, dict[str, Any]]:
+    env = {**os.environ, "MEDIAMESH_DATA_DIR": str(data), "MEDIAMESH_SETTLE_SECONDS": "0"}
+    if root is not None:
+        subprocess.run(
+            [*MEDIAMESH, "source", "add", name, str(root)], env=env, check=True, capture_output=True
+        )
+    run = timed_rss([*MEDIAMESH, "scan", name, "--json"], env)
+    return run, json.loads(run.output)
+
+
+def find_printf(root: Path) -> float:
+    start = time.perf_counter()
+    subprocess.run(
+        ["find", str(root), "-type", "f", "-printf", "%s %T@ %i %p\n"], check=True, stdout=subprocess.DEVNULL
+    )
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dir", type=Path, default=HERE / ".work", help="where the tree and catalogs are made")
+    ap.add_argument("--small", type=int, default=200_000, help="number of small files")
+    ap.add_argument("--small-size", type=int, default=4096, help="bytes per small file")
+    ap.add_argument("--large", type=int, default=3, help="number of large files")
+    ap.add_argument("--large-mib", type=int, default=1024, help="MiB per large file")
+    ap.add_argument("--renames", type=int, default=1000)
+    ap.add_argument(
+        "--rss-files", type=int, default=0, help="also index a tree of this many files for peak RSS"
+    )
+    args = ap.parse_args()
+    for tool in ("b3sum", "find"):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"{tool} is needed (make test installs it)")
+
+    work: Path = args.dir
+    small_root, large_root = work / "small", work / "large"
+    print(
+        f"building {args.small} small files and {args.large} x {args.large_mib} MiB in {work} ...", flush=True
+    )
+    build_small(small_root, args.small, args.small_size)
+    large = build_large(large_root, args.large, args.large_mib)
+    rows: list[tuple[str, str, str, str, str]] = []
+
+    # Large files: hashing throughput, b3sum vs mediamesh, both from a warm cache.
+    warm(large)
+    total = sum(p.stat().st_size for p in large)
+    b3 = timed(["b3sum", "--no-names", *map(str, large)])
+    data = work / "data-large"
+    shutil.rmtree(data, ignore_errors=True)
+    run, summary = scan(data, "large", large_root)
+    assert summary["bytes_hashed"] == total, summary
+    b3_gbs, mm_gbs = total / b3.seconds / 1e9, total / run.seconds / 1e9
+    rows.append(
+        (
+            "hash large files (GB/s)",
+            f"{mm_gbs:.2f}",
+            f"b3sum {b3_gbs:.2f}",
+            f"{mm_gbs / b3_gbs:.2f}x",
+            ">= 0.8x",
+        )
+    )
+
+    # Small files: full index.
+    files = args.small
+    data = work / "data-small"
+    shutil.rmtree(data, ignore_errors=True)
+    find_printf(small_root)  # warm the dentry/inode cache for both sides
+    full, summary = scan(data, "small", small_root)
+    assert summary["files_new"] == files, summary
+    rows.append(("full index (files/s)", f"{files / full.seconds:,.0f}", "-", "-", ">= 20,000"))
+    rows.append(("  peak RSS (MB)", f"{full.rss_mb:.0f}", "-", "-", "<= 300 (1M files)"))
+
+    # No-change rescan vs find -printf.
+    find_s = min(find_printf(small_root) for _ in range(3))
+    rescan, summary = scan(data, "small")
+    assert summary["files_unchanged"] == files and summary["files_new"] == 0, summary
+    rows.append(
+        (
+            "no-change rescan (s)",
+            f"{rescan.seconds:.2f}",
+            f"find {find_s:.2f}",
+            f"{rescan.seconds / find_s:.2f}x",
+            "<= 3x",
+        )
+    )
+    rows.append(("  bytes read", f"{summary['bytes_read']}", "-", "-", "0"))
+
+    # Rename 1,000 files.
+    renamed = 0
+    for dirpath, _, names in sorted(os.walk(small_root)):
+        for name in sorted(names):
+            if renamed >= args.renames or not name.endswith(".jpg"):
+                continue
+            os.rename(os.path.join(dirpath, name), os.path.join(dirpath, "r-" + name))
+            renamed += 1
+    moved, summary = scan(data, "small")
+    rows.append(("rename 1,000 (s)", f"{moved.seconds:.2f}", "-", "-", "-"))
+    rows.append(
+        (
+            "  files moved / bytes read",
+            f"{summary['files_moved']} / {summary['bytes_read']}",
+            "-",
+            "-",
+            f"{renamed} / 0",
+        )
+    )
+    for dirpath, _, names in os.walk(small_root):  # rename back so the tree can be reused
+        for name in names:
+            if name.startswith("r-"):
+                os.rename(os.path.join(dirpath, name), os.path.join(dirpath, name[2:]))
+
+    if args.rss_files:
+        big_root = work / f"tree-{args.rss_files}"
+        build_small(big_root, args.rss_files, 64)
+        data = work / "data-rss"
+        shutil.rmtree(data, ignore_errors=True)
+        run, summary = scan(data, "million", big_root)
+        assert summary["files_new"] == args.rss_files, summary
+        rows.append(
+            (f"index {args.rss_files:,} files: peak RSS (MB)", f"{run.rss_mb:.0f}", "-", "-", "<= 300")
+        )
+        rows.append((f"  files/s", f"{args.rss_files / run.seconds:,.0f}", "-", "-", "-"))
+
+    width = [
+        max(len(r[i]) for r in [("measure", "mediamesh", "reference", "ratio", "target"), *rows])
+        for i in range(5)
+    ]
+    header = ("measure", "mediamesh", "reference", "ratio", "target")
+    print()
+    for r in [header, tuple("-" * w for w in width), *rows]:
+        print("  ".join(cell.ljust(w) for cell, w in zip(r, width, strict=True)))
+
+
+if __name__ == "__main__":
+    main()

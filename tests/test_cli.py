@@ -1,0 +1,157 @@
+"""The CLI as a user meets it: JSON documents with --json, one-line errors and exit codes, no tracebacks."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from mediamesh.cli.main import app
+from tests.conftest import b3sum, write
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("MEDIAMESH_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("MEDIAMESH_SETTLE_SECONDS", "0")
+    monkeypatch.delenv("MEDIAMESH_DATABASE_URL", raising=False)
+    return tmp_path
+
+
+def run(*args: str, code: int = 0) -> Any:
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == code, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stdout + result.stderr
+    return result
+
+
+def run_json(*args: str) -> Any:
+    return json.loads(run(*args, "--json").stdout)
+
+
+def test_add_scan_list_show_whereis(env: Path, library: Path) -> None:
+    clip = write(library / "a" / "clip.mp4", 40_000)
+    write(library / "b" / "clip-copy.mp4", clip.read_bytes())
+    added = run_json("source", "add", "nas", str(library))
+    assert added["name"] == "nas" and added["kind"] == "local" and added["health"]["status"] == "online"
+    summary = run_json("scan", "nas")
+    assert set(summary) >= {
+        "id",
+        "source",
+        "status",
+        "files_seen",
+        "files_new",
+        "files_changed",
+        "files_moved",
+        "files_missing",
+        "bytes_hashed",
+        "errors",
+    }
+    assert (summary["status"], summary["files_new"], summary["source"]) == ("completed", 2, "nas")
+    listed = run_json("source", "list")
+    assert [s["name"] for s in listed] == ["nas"] and listed[0]["files"]["present"] == 2
+    media_id = b3sum(clip)[clip]
+    dupes = run_json("media", "list", "--duplicates")
+    assert [m["id"] for m in dupes["data"]] == [media_id]
+    shown = run_json("media", "show", media_id)
+    assert sorted(loc["path"] for loc in shown["locations"]) == ["a/clip.mp4", "b/clip-copy.mp4"]
+    by_path = run_json("whereis", str(library / "b" / "clip-copy.mp4"))
+    assert by_path["id"] == media_id
+    assert run_json("whereis", "nas:a/clip.mp4")["id"] == media_id
+    assert run_json("source", "check", "nas")["health"]["latency_ms"] is not None
+    human = run("media", "list")
+    assert media_id[:16] in human.stdout
+
+
+def test_remove_forgets_records_but_never_touches_files(env: Path, library: Path) -> None:
+    clip = write(library / "clip.mp4", 1000)
+    run("source", "add", "nas", str(library))
+    run("scan", "nas")
+    removed = run_json("source", "remove", "nas")
+    assert removed["files_forgotten"] == 1
+    assert clip.exists() and clip.stat().st_size == 1000
+    assert run_json("source", "list") == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("source", "add", "Bad Name", "/tmp"), "invalid source name"),
+        (("source", "add", "x", "relative/path"), "unrecognised source location"),
+        (("source", "show", "nope"), "no source 'nope'"),
+        (("scan", "nope"), "no source 'nope'"),
+        (("media", "show", "abc"), "not a media id"),
+        (("media", "show", "0" * 64), "no media"),
+        (("media", "list", "--state", "gone"), "invalid state"),
+        (("media", "list", "--limit", "0"), "limit must be"),
+        (("whereis", "no-colon-here"), "SOURCE:relative/path"),
+        (("source", "add", "x", "/tmp", "--exclude", "[oops"), "invalid glob"),
+    ],
+)
+def test_bad_input_gets_one_line_and_exit_2(env: Path, args: tuple[str, ...], message: str) -> None:
+    result = run(*args, code=2)
+    assert message in result.stderr
+    assert result.stderr.count("\n") <= 2
+
+
+def test_duplicate_name_and_unreachable_location(env: Path, library: Path) -> None:
+    run("source", "add", "nas", str(library))
+    assert "already exists" in run("source", "add", "nas", str(library), code=2).stderr
+    assert "already registered" in run("source", "add", "nas2", str(library), code=2).stderr
+    missing = run("source", "add", "gone", str(library / "nope"), code=1)
+    assert "No such file" in missing.stderr and "--force" in missing.stderr
+    forced = run_json("source", "add", "gone", str(library / "nope"), "--force")
+    assert forced["health"]["status"] == "offline"
+
+
+def test_failed_scan_exits_1_and_says_why(env: Path, library: Path, tmp_path: Path) -> None:
+    write(library / "a.jpg", 100)
+    run("source", "add", "nas", str(library))
+    run("scan", "nas")
+    os.rename(library, tmp_path / "moved-away")
+    library.mkdir()
+    result = run("scan", "nas", code=1)
+    assert "failed" in result.stdout and "empty" in result.stdout
+
+
+def test_scan_as_a_real_process_and_kill_9_then_resume(env: Path, library: Path) -> None:
+    """A scan killed with SIGKILL leaves a consistent catalog; the next one converges, no duplicate rows."""
+    for i in range(400):
+        write(library / f"d{i % 20}" / f"f{i}.jpg", 30_000)
+    run("source", "add", "nas", str(library))
+    cli = [sys.executable, "-m", "mediamesh"]
+    environ = {**os.environ, "MEDIAMESH_COMMIT_BATCH": "50"}
+    proc = subprocess.Popen([*cli, "scan", "nas", "--json"], env=environ, stdout=subprocess.PIPE)
+    db = env / "data" / "catalog.db"
+    import sqlite3
+    import time
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        with sqlite3.connect(db) as conn:
+            if conn.execute("select count(*) from files").fetchone()[0] >= 50:
+                break
+        time.sleep(0.01)
+    proc.kill()
+    proc.wait()
+    summary = run_json("scan", "nas")
+    assert summary["status"] == "completed" and summary["files_missing"] == 0
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("select count(*), count(distinct path) from files").fetchone() == (400, 400)
+        statuses = [r[0] for r in conn.execute("select status from scans order by id")]
+    assert statuses[-1] == "completed"
+    assert "running" not in statuses  # the killed scan was found abandoned and marked interrupted
+
+
+def test_json_output_of_every_listing_is_one_document(env: Path, library: Path) -> None:
+    run("source", "add", "nas", str(library))
+    for args in (("source", "list"), ("source", "show", "nas"), ("media", "list"), ("scan", "nas")):
+        json.loads(run(*args, "--json").stdout)
