@@ -9,9 +9,9 @@ no-change rescan against ``find -printf`` (which stats every file, as our rescan
     .venv/bin/python bench/scan_local.py --small 20000 --large 1 --large-mib 256   # quick
     .venv/bin/python bench/scan_local.py --rss-files 1000000   # also peak RSS while indexing 1M files
 
-Every mediamesh run is a separate ``mediamesh scan --json`` process with a fresh data dir, so the figures
-include start-up, and peak RSS is that process's. Page cache is warm for both sides (each side reads the
-files once before it is timed).
+Every mediamesh run is a separate ``mediamesh scan --json`` process with a fresh data dir. Two times are
+shown: the scan itself (from the scan record's start to its end) and the whole process (which adds about
+0.7 s of Python start-up and imports). Peak RSS is that process's. Page cache is warm for both sides.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +113,13 @@ def scan(data: Path, name: str, root: Path | None = None) -> tuple[Run, dict[str
     return run, json.loads(run.output)
 
 
+def scan_seconds(summary: dict[str, Any]) -> float:
+    """How long the scan itself took, from its record (excludes process start-up)."""
+    start = datetime.fromisoformat(summary["started_at"])
+    end = datetime.fromisoformat(summary["finished_at"])
+    return (end - start).total_seconds()
+
+
 def find_printf(root: Path) -> float:
     start = time.perf_counter()
     subprocess.run(
@@ -153,15 +161,19 @@ def main() -> None:
     shutil.rmtree(data, ignore_errors=True)
     run, summary = scan(data, "large", large_root)
     assert summary["bytes_hashed"] == total, summary
-    b3_gbs, mm_gbs = total / b3.seconds / 1e9, total / run.seconds / 1e9
+    b3_gbs = total / b3.seconds / 1e9
+    in_scan, whole = total / scan_seconds(summary) / 1e9, total / run.seconds / 1e9
     rows.append(
         (
             "hash large files (GB/s)",
-            f"{mm_gbs:.2f}",
+            f"{in_scan:.2f}",
             f"b3sum {b3_gbs:.2f}",
-            f"{mm_gbs / b3_gbs:.2f}x",
+            f"{in_scan / b3_gbs:.2f}x",
             ">= 0.8x",
         )
+    )
+    rows.append(
+        ("  same, whole process", f"{whole:.2f}", f"b3sum {b3_gbs:.2f}", f"{whole / b3_gbs:.2f}x", "-")
     )
 
     # Small files: full index.
@@ -171,22 +183,20 @@ def main() -> None:
     find_printf(small_root)  # warm the dentry/inode cache for both sides
     full, summary = scan(data, "small", small_root)
     assert summary["files_new"] == files, summary
-    rows.append(("full index (files/s)", f"{files / full.seconds:,.0f}", "-", "-", ">= 20,000"))
+    rows.append(("full index (files/s)", f"{files / scan_seconds(summary):,.0f}", "-", "-", ">= 20,000"))
+    rows.append(("  same, whole process", f"{files / full.seconds:,.0f}", "-", "-", "-"))
     rows.append(("  peak RSS (MB)", f"{full.rss_mb:.0f}", "-", "-", "<= 300 (1M files)"))
 
     # No-change rescan vs find -printf.
     find_s = min(find_printf(small_root) for _ in range(3))
     rescan, summary = scan(data, "small")
     assert summary["files_unchanged"] == files and summary["files_new"] == 0, summary
+    in_scan = scan_seconds(summary)
     rows.append(
-        (
-            "no-change rescan (s)",
-            f"{rescan.seconds:.2f}",
-            f"find {find_s:.2f}",
-            f"{rescan.seconds / find_s:.2f}x",
-            "<= 3x",
-        )
+        ("no-change rescan (s)", f"{in_scan:.2f}", f"find {find_s:.2f}", f"{in_scan / find_s:.2f}x", "<= 3x")
     )
+    whole_ratio = f"{rescan.seconds / find_s:.2f}x"
+    rows.append(("  same, whole process", f"{rescan.seconds:.2f}", f"find {find_s:.2f}", whole_ratio, "-"))
     rows.append(("  bytes read", f"{summary['bytes_read']}", "-", "-", "0"))
 
     # Rename 1,000 files.
@@ -197,8 +207,8 @@ def main() -> None:
                 continue
             os.rename(os.path.join(dirpath, name), os.path.join(dirpath, "r-" + name))
             renamed += 1
-    moved, summary = scan(data, "small")
-    rows.append(("rename 1,000 (s)", f"{moved.seconds:.2f}", "-", "-", "-"))
+    _, summary = scan(data, "small")
+    rows.append(("rename 1,000 (s)", f"{scan_seconds(summary):.2f}", "-", "-", "-"))
     rows.append(
         (
             "  files moved / bytes read",
@@ -223,7 +233,7 @@ def main() -> None:
         rows.append(
             (f"index {args.rss_files:,} files: peak RSS (MB)", f"{run.rss_mb:.0f}", "-", "-", "<= 300")
         )
-        rows.append((f"  files/s", f"{args.rss_files / run.seconds:,.0f}", "-", "-", "-"))
+        rows.append(("  files/s", f"{args.rss_files / run.seconds:,.0f}", "-", "-", "-"))
 
     width = [
         max(len(r[i]) for r in [("measure", "mediamesh", "reference", "ratio", "target"), *rows])

@@ -23,7 +23,7 @@ class FaultyBackend(Backend):
     def __init__(self, inner: Backend, unlistable: set[str] | None = None) -> None:
         self.inner = inner
         self.unlistable = unlistable or set()
-        self.features = inner.features  # type: ignore[misc]
+        self.features = inner.features
         self.on_open: Any = None
 
     def list_dir(self, path: str) -> list[Entry]:

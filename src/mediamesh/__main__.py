@@ -1,3 +1,5 @@
 from mediamesh.cli.main import main
 
-main()
+# Guarded: worker processes (forkserver) import the parent's __main__ and must not run the CLI again.
+if __name__ == "__main__":
+    main()

@@ -40,7 +40,7 @@ class Settings(BaseSettings):
         50, ge=0, description="...but only when at least this many files would become missing."
     )
     hash_workers: int = Field(2, ge=1, le=64, description="Files fingerprinted and hashed at once.")
-    commit_batch: int = Field(2000, ge=1, description="Catalog rows written per transaction during a scan.")
+    commit_batch: int = Field(5000, ge=1, description="Catalog rows written per transaction during a scan.")
 
     @field_validator("allow")
     @classmethod

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import posixpath
+import re
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -75,6 +76,9 @@ class Features:
     change_notify: bool = False
     #: ``local_path()`` gives a real path on this machine (enables mmap hashing in a worker process).
     local_paths: bool = False
+    #: Each request waits on a network: read files on several threads at once. Without it, threads only
+    #: fight over the GIL and files are hashed on the scan's own thread.
+    slow_io: bool = False
 
 
 @dataclass(slots=True)
@@ -90,6 +94,10 @@ class ProbeResult:
     identity: dict[str, str] = field(default_factory=dict)
 
 
+# No empty, "." or ".." segment, no leading or trailing "/", no backslash or NUL.
+_ALREADY_CLEAN = re.compile(r"(?!\.\.?(?:/|\Z))[^/\\\x00]+(?:/(?!\.\.?(?:/|\Z))[^/\\\x00]+)*\Z")
+
+
 def clean_relpath(path: str) -> str:
     """Normalise a path relative to a source root, refusing anything that could leave it.
 
@@ -98,6 +106,8 @@ def clean_relpath(path: str) -> str:
     >>> clean_relpath("")
     ''
     """
+    if _ALREADY_CLEAN.match(path):  # the common case, paths this program built itself
+        return path
     if "\x00" in path:
         raise InvalidPathError("path contains a NUL byte", path)
     if path.startswith("/") or path.startswith("\\"):
@@ -120,7 +130,7 @@ class Backend(ABC):
     """A read-only view of one source. Implementations must be safe to use from several threads."""
 
     scheme: ClassVar[str]
-    features: ClassVar[Features] = Features()
+    features: Features = Features()
 
     @abstractmethod
     def list_dir(self, path: str) -> list[Entry]:

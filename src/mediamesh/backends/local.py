@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, ClassVar
+from typing import BinaryIO
 
 from mediamesh.backends.base import (
     Backend,
@@ -24,6 +24,11 @@ from mediamesh.backends.base import (
     PermissionDeniedError,
     UnreachableError,
     clean_relpath,
+)
+
+#: Filesystems whose reads wait on a network (a NAS share the host mounts): hashed on several threads.
+NETWORK_FS_TYPES = frozenset(
+    {"cifs", "smb3", "smbfs", "nfs", "nfs4", "9p", "ceph", "glusterfs", "davfs", "afs"}
 )
 
 _DIR_FLAGS = getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -91,12 +96,14 @@ class LocalBackend(Backend):
     """Reads a folder below ``root``; symbolic links are reported, never followed."""
 
     scheme = "file"
-    features: ClassVar[Features] = Features(file_ids=True, case_insensitive=False, local_paths=True)
 
     def __init__(self, root: str) -> None:
         if not os.path.isabs(root):
             raise InvalidPathError(f"a local source needs an absolute path, not {root!r}")
         self.root = os.path.normpath(root)
+        fs_type = mount_of(os.path.realpath(self.root)).fs_type
+        network = fs_type in NETWORK_FS_TYPES or fs_type.startswith("fuse")
+        self.features = Features(file_ids=True, case_insensitive=False, local_paths=True, slow_io=network)
 
     def _abs(self, path: str) -> str:
         rel = clean_relpath(path)
@@ -125,15 +132,13 @@ class LocalBackend(Backend):
 
     def _open_fd(self, path: str, flags: int) -> int:
         rel = clean_relpath(path)
-        full = self._abs(rel)
         try:
             with self._parent_fd(rel) as (parent, name):
                 return os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
         except OSError as exc:
-            raise _translate(exc, path, full) from exc
+            raise _translate(exc, path, self._abs(rel)) from exc
 
     def list_dir(self, path: str) -> list[Entry]:
-        full = self._abs(path)
         fd = self._open_fd(path, os.O_RDONLY | os.O_DIRECTORY)
         entries: list[Entry] = []
         try:
@@ -154,19 +159,18 @@ class LocalBackend(Backend):
                     else:
                         entries.append(Entry(de.name, EntryKind.OTHER, 0, 0, None))
         except OSError as exc:
-            raise _translate(exc, path, full) from exc
+            raise _translate(exc, path, self._abs(path)) from exc
         finally:
             os.close(fd)
         return entries
 
     def stat(self, path: str) -> Entry:
         rel = clean_relpath(path)
-        full = self._abs(rel)
         try:
             with self._parent_fd(rel) as (parent, name):
                 st = os.stat(name, dir_fd=parent, follow_symlinks=False)
         except OSError as exc:
-            raise _translate(exc, path, full) from exc
+            raise _translate(exc, path, self._abs(rel)) from exc
         return _entry_from_stat(os.path.basename(rel), st)
 
     def open(self, path: str) -> BinaryIO:

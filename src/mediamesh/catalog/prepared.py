@@ -16,6 +16,23 @@ from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
 
+class _Memo:
+    """A bind processor that remembers its last value: a batch stamps every row with the same datetime,
+    and formatting it costs more than storing the row."""
+
+    __slots__ = ("_fn", "_in", "_out")
+
+    def __init__(self, fn: Callable[[Any], Any]) -> None:
+        self._fn = fn
+        self._in: Any = object()
+        self._out: Any = None
+
+    def __call__(self, value: Any) -> Any:
+        if value is not self._in:
+            self._in, self._out = value, self._fn(value)
+        return self._out
+
+
 class _Compiled:
     def __init__(self, stmt: ClauseElement, dialect: Dialect, keys: Sequence[str] | None) -> None:
         compiled = cast(
@@ -25,7 +42,7 @@ class _Compiled:
         self.defaults: dict[str, Any] = dict(compiled.params)
         self.positions: list[str] | None = list(compiled.positiontup or ()) if compiled.positional else None
         processors = cast(dict[str, Callable[[Any], Any] | None], dict(compiled._bind_processors))
-        self.processors = {k: p for k, p in processors.items() if p is not None}
+        self.processors = {k: _Memo(p) for k, p in processors.items() if p is not None}
 
         names = (
             self.positions
@@ -76,4 +93,7 @@ class Prepared:
 
     def fetch(self, conn: Connection, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         compiled = self._compiled(conn)
-        return [tuple(r) for r in conn.exec_driver_sql(compiled.sql, compiled.params(params))]
+        result = conn.exec_driver_sql(compiled.sql, compiled.params(params))
+        return [
+            tuple(r) for r in result.cursor.fetchall()
+        ]  # the DBAPI's own fetch: one call, not one per row

@@ -3,7 +3,7 @@
 - The media id is the BLAKE3-256 hex digest of the whole content, exactly what ``b3sum`` prints.
 - The quick fingerprint is BLAKE3 over the size and three 16 KiB samples (start, middle, end); with the
   size it lets a rename, move or remount be recognised without reading the content again. Files of up to
-  three samples are read whole, so for them both values come from one read.
+  three samples are read whole: their fingerprint is the start of their content hash, one hash for both.
 - Large files on a local path are hashed with mmap and BLAKE3's threads, in a worker *process*: a file
   truncated while mapped (or a host-mounted share that drops) raises SIGBUS, which would kill the whole
   server if it happened in-process. A dead worker only defers that file.
@@ -36,7 +36,7 @@ class Digest:
     bytes_read: int
 
 
-def quick_fp_of_bytes(size: int, samples: bytes) -> str:
+def quick_fp_of_samples(size: int, samples: bytes) -> str:
     h = blake3.blake3(size.to_bytes(8, "little"))
     h.update(samples)
     return h.hexdigest(length=16)
@@ -56,17 +56,19 @@ def _read_exact_at(fh: BinaryIO, offset: int, length: int) -> bytes:
 def quick_fingerprint(fh: BinaryIO, size: int) -> tuple[str, int]:
     """(fingerprint, bytes read) of an open file of the given size."""
     if size <= WHOLE_READ_LIMIT:
-        data = _read_exact_at(fh, 0, size)
-        return quick_fp_of_bytes(size, data), len(data)
+        digest = small_file_digest(fh, size)
+        return digest.quick_fp, digest.bytes_read
     mid = (size - SAMPLE) // 2
     samples = b"".join(_read_exact_at(fh, off, SAMPLE) for off in (0, mid, size - SAMPLE))
-    return quick_fp_of_bytes(size, samples), len(samples)
+    return quick_fp_of_samples(size, samples), len(samples)
 
 
 def small_file_digest(fh: BinaryIO, size: int) -> Digest:
     """Both ids of a file small enough to read whole in one go."""
-    data = _read_exact_at(fh, 0, size)
-    return Digest(blake3.blake3(data).hexdigest(), quick_fp_of_bytes(size, data), len(data))
+    fh.seek(0)
+    data = fh.read(size + 1)  # one byte more: a file that grew since it was listed is noticed
+    media_id = blake3.blake3(data).hexdigest()
+    return Digest(media_id, media_id[:32], len(data))
 
 
 def hash_stream(fh: BinaryIO) -> tuple[str, int]:

@@ -26,7 +26,7 @@ from mediamesh.scanning.commit import CatalogWriter, now_utc
 from mediamesh.scanning.diff import diff_folder
 from mediamesh.scanning.filters import PathFilter
 from mediamesh.scanning.fingerprint import KNOWN_COLUMNS, Fingerprinter
-from mediamesh.scanning.hashing import MmapHashPool
+from mediamesh.scanning.hashing import MMAP_MIN, MmapHashPool
 from mediamesh.scanning.model import Action, KnownFile, Outcome, Result, ScanStats, Work
 from mediamesh.scanning.names import path_key, under
 from mediamesh.scanning.safety import MissingPolicy, ScanRefused, check_reachable, preflight
@@ -42,6 +42,18 @@ KNOWN_IN_FOLDER = Prepared(
 #: Small files travel to the hashing threads in chunks: one future per file costs more than hashing it.
 CHUNK_FILES = 64
 CHUNK_BYTES = 8 << 20
+
+
+class InlineExecutor(cf.Executor):
+    """Runs each task at once on the calling thread (for storage without I/O latency to hide)."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> cf.Future[Any]:
+        future: cf.Future[Any] = cf.Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:
+            future.set_exception(exc)
+        return future
 
 
 def chunks(works: list[Work]) -> Iterator[list[Work]]:
@@ -70,7 +82,7 @@ class ScanOptions:
     confirm_missing: bool = False
     settle_seconds: float = 10.0
     workers: int = 2
-    batch: int = 2000
+    batch: int = 5000
     missing_policy: MissingPolicy = MissingPolicy(0.25, 50)  # noqa: RUF009 - immutable
 
 
@@ -164,7 +176,15 @@ class Scanner:
                     for outcome in fut.result():
                         self._record(outcome, writer)
 
-        with cf.ThreadPoolExecutor(self.options.workers, thread_name_prefix="mediamesh-hash") as executor:
+        executor: cf.Executor = (
+            cf.ThreadPoolExecutor(self.options.workers, thread_name_prefix="mediamesh-hash")
+            if self.backend.features.slow_io and self.options.workers > 1
+            else InlineExecutor()
+        )
+        # Large local files are hashed in a worker process; a thread waits for each, so the walk goes on.
+        large = cf.ThreadPoolExecutor(self.options.workers, thread_name_prefix="mediamesh-large")
+        local = self.backend.features.local_paths
+        with executor, large:
             try:
                 for folder in walker:
                     self._check_cancel()
@@ -183,7 +203,8 @@ class Scanner:
                     if self._has_rows:
                         self._attach_candidates(todo)
                     for chunk in chunks(todo):
-                        in_flight.add(executor.submit(fingerprinter.process_many, chunk))
+                        big = local and chunk[0].entry.size >= MMAP_MIN
+                        in_flight.add((large if big else executor).submit(fingerprinter.process_many, chunk))
                         drain(window)
                     if writer.full:
                         writer.flush()
