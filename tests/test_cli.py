@@ -109,7 +109,10 @@ def test_duplicate_name_and_unreachable_location(env: Path, library: Path) -> No
     missing = run("source", "add", "gone", str(library / "nope"), code=1)
     assert "No such file" in missing.stderr and "--force" in missing.stderr
     forced = run_json("source", "add", "gone", str(library / "nope"), "--force")
-    assert forced["health"]["status"] == "offline"
+    assert forced["health"]["status"] == "offline" and forced["identity"] == {}
+    write(library / "nope" / "later.jpg", 10)  # it comes online
+    assert run_json("scan", "gone")["files_new"] == 1
+    assert run_json("source", "show", "gone")["identity"]["fs_type"]
 
 
 def test_failed_scan_exits_1_and_says_why(env: Path, library: Path, tmp_path: Path) -> None:

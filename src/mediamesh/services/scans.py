@@ -11,7 +11,7 @@ from mediamesh.context import Context
 from mediamesh.errors import InvalidInput, NotFound
 from mediamesh.scanning.pipeline import ProgressFn, Scanner, ScanOptions, SourceRef
 from mediamesh.scanning.safety import MissingPolicy
-from mediamesh.services.sources import backend_for, find_source, path_filter_for
+from mediamesh.services.sources import backend_for, check_source, find_source, path_filter_for
 
 
 def run_scan(
@@ -31,6 +31,11 @@ def run_scan(
         row = find_source(conn, id_or_name)
     if not row.enabled:
         raise InvalidInput(f"source {row.name!r} is disabled; enable it before scanning")
+    if not row.identity:
+        # Registered with --force while unreachable: record what it is now, before anything is compared.
+        check_source(ctx, str(row.id))
+        with ctx.catalog.read() as conn:
+            row = find_source(conn, row.id)
     s = ctx.settings
     options = ScanOptions(
         path=top,
