@@ -154,6 +154,16 @@ def test_scan_as_a_real_process_and_kill_9_then_resume(env: Path, library: Path)
     assert "running" not in statuses  # the killed scan was found abandoned and marked interrupted
 
 
+def test_names_with_brackets_are_shown_as_they_are(env: Path, tmp_path: Path) -> None:
+    root = tmp_path / "[2024] Shoot [final]"
+    write(root / "[a]" / "clip [1].mp4", 100)
+    run("source", "add", "shoot", str(root))
+    run("scan", "shoot")
+    listing = run("media", "list").stdout
+    assert "shoot:[a]/clip [1].mp4" in listing
+    assert "[2024] Shoot [final]" in run("source", "show", "shoot").stdout
+
+
 def test_json_output_of_every_listing_is_one_document(env: Path, library: Path) -> None:
     run("source", "add", "nas", str(library))
     for args in (("source", "list"), ("source", "show", "nas"), ("media", "list"), ("scan", "nas")):

@@ -54,10 +54,10 @@ def test_identity_names_the_mount(tmp_path: Path) -> None:
 )
 def test_parse_local_locations(text: str, path: str) -> None:
     loc = parse_location(text)
-    assert (loc.kind, loc.path) == ("local", path)
+    assert (loc.kind, loc.display) == ("local", path)
 
 
-@pytest.mark.parametrize("text", ["", "relative/path", "file://otherhost/x", "ftp://x/y", "smb://nas/share"])
+@pytest.mark.parametrize("text", ["", "relative/path", "file://otherhost/x", "ftp://x/y", "sftp://nas/x"])
 def test_parse_rejects_bad_locations(text: str) -> None:
     with pytest.raises(InvalidInput):
         parse_location(text)

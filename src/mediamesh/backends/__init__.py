@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from mediamesh.backends.base import Backend
+from mediamesh.backends.base import Backend, InvalidPathError
 from mediamesh.backends.local import LocalBackend
 from mediamesh.errors import InvalidInput
 
-KINDS = ("local",)
+KINDS = ("local", "smb")
+#: Kinds whose sources take a password (stored encrypted, never shown).
+WITH_PASSWORD = frozenset({"smb"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,16 +22,15 @@ class Location:
 
     kind: str
     display: str
-    path: str
 
 
 def parse_location(location: str) -> Location:
-    """Parse ``file:///abs/path`` or a plain absolute path (other schemes come with their issues)."""
+    """Parse ``file:///abs/path``, a plain absolute path, or ``smb://[user@]host[:port]/share[/sub]``."""
     text = location.strip()
     if not text:
         raise InvalidInput("a source location is required")
     if text.startswith("/"):
-        return Location("local", os.path.normpath(text), os.path.normpath(text))
+        return Location("local", os.path.normpath(text))
     parts = urlsplit(text)
     if parts.scheme == "file":
         if parts.netloc not in ("", "localhost"):
@@ -36,14 +38,28 @@ def parse_location(location: str) -> Location:
         path = unquote(parts.path)
         if not path.startswith("/"):
             raise InvalidInput(f"file:// location needs an absolute path: {location!r}")
-        return Location("local", os.path.normpath(path), os.path.normpath(path))
-    if parts.scheme in ("smb", "sftp", "nfs"):
+        return Location("local", os.path.normpath(path))
+    if parts.scheme == "smb":
+        from mediamesh.backends.smb import SmbOptions
+
+        try:
+            return Location("smb", SmbOptions.parse(text).display)
+        except (ValueError, InvalidPathError) as exc:
+            raise InvalidInput(f"invalid SMB location: {exc}") from None
+    if parts.scheme in ("sftp", "nfs"):
         raise InvalidInput(f"{parts.scheme}:// sources are not supported yet in this version")
-    raise InvalidInput(f"unrecognised source location {location!r}: use an absolute path or file:///abs/path")
+    raise InvalidInput(
+        f"unrecognised source location {location!r}: use an absolute path, file:///abs/path "
+        "or smb://[user@]host[:port]/share[/sub/path]"
+    )
 
 
-def open_backend(kind: str, location: str) -> Backend:
-    """Build the backend for a stored source (kind + display location)."""
+def open_backend(kind: str, location: str, secret: dict[str, Any] | None = None) -> Backend:
+    """Build the backend for a stored source (kind + display location + decrypted secret)."""
     if kind == "local":
-        return LocalBackend(parse_location(location).path)
+        return LocalBackend(location)
+    if kind == "smb":
+        from mediamesh.backends.smb import SmbBackend, SmbOptions
+
+        return SmbBackend(SmbOptions.parse(location), (secret or {}).get("password"))
     raise InvalidInput(f"unknown source kind {kind!r}")

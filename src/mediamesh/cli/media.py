@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from mediamesh.cli.output import JsonOption, context, emit, fail, human_size, out
@@ -52,7 +53,7 @@ def list_(
                 human_size(m["size"]),
                 f"[{STATE_STYLE.get(m['state'], '')}]{m['state']}[/]",
                 str(m["copies"]),
-                f"{first['source']}:{first['path']}" if first else "-",
+                escape(f"{first['source']}:{first['path']}") if first else "-",
             )
         out.print(table)
         more = f"; more with --cursor {p['next']}" if p["next"] else ""

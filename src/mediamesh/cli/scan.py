@@ -9,6 +9,7 @@ from types import FrameType
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from mediamesh.cli.output import JsonOption, context, emit, err, human_size, out
@@ -65,7 +66,7 @@ def scan(
             f"{stats.files_seen} files ({done} done, {stats.files_new} new, {stats.files_moved} moved) "
             f"{human_size(stats.bytes_hashed)} hashed"
         )
-        progress.update(task, counts=counts, folder=stats.current_path[-60:])
+        progress.update(task, counts=counts, folder=escape(stats.current_path[-60:]))
 
     try:
         with context() as ctx, progress:

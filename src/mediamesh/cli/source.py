@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import getpass
+import sys
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from mediamesh.cli.output import JsonOption, context, emit, fail, human_size, out
+from mediamesh.cli.output import JsonOption, context, emit, human_size, out
 from mediamesh.services import sources as svc
 
 app = typer.Typer(help="Register and inspect sources (folders, shares).", no_args_is_help=True)
@@ -18,7 +21,7 @@ HEALTH_STYLE = {"online": "green", "degraded": "yellow", "offline": "red", "unkn
 def _render_one(s: dict[str, Any]) -> None:
     h = s["health"]
     style = HEALTH_STYLE.get(h["status"], "")
-    out.print(f"[bold]{s['name']}[/] (id {s['id']}, {s['kind']}) {s['location']}")
+    out.print(f"[bold]{s['name']}[/] (id {s['id']}, {s['kind']}) {escape(s['location'])}")
     line = f"  health: [{style}]{h['status']}[/]"
     if h["latency_ms"] is not None:
         line += f", {h['latency_ms']:.1f} ms"
@@ -43,18 +46,23 @@ def _render_one(s: dict[str, Any]) -> None:
 @app.command("add")
 def add(
     name: str = typer.Argument(..., help="Unique name: lowercase letters, digits, '.', '_', '-'."),
-    location: str = typer.Argument(..., help="An absolute path or file:///abs/path."),
+    location: str = typer.Argument(
+        ..., help="/abs/path, file:///abs/path or smb://[user@]host[:port]/share[/sub]."
+    ),
     include: list[str] = typer.Option([], "--include", help="Only index files matching this glob (repeat)."),
     exclude: list[str] = typer.Option([], "--exclude", help="Never index what matches this glob (repeat)."),
     password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from stdin."),
     force: bool = typer.Option(False, "--force", help="Register even if the location cannot be reached now."),
     as_json: bool = JsonOption,
 ) -> None:
-    """Register a source after checking that it is a readable folder."""
+    """Register a source after checking that it is a readable folder (or share)."""
+    password = None
     if password_stdin:
-        raise fail("local sources take no password (--password-stdin is for network shares)", 2)
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif location.startswith("smb://") and "@" in location.split("/")[2] and sys.stdin.isatty():
+        password = getpass.getpass(f"password for {location}: ")
     with context() as ctx:
-        source = svc.add_source(ctx, name, location, include, exclude, force)
+        source = svc.add_source(ctx, name, location, include, exclude, force, password)
 
     def render(s: dict[str, Any]) -> None:
         out.print(f"added source [bold]{s['name']}[/] (id {s['id']})")
@@ -81,7 +89,7 @@ def list_(as_json: bool = JsonOption) -> None:
                 str(s["id"]),
                 s["name"],
                 s["kind"],
-                s["location"],
+                escape(s["location"]),
                 f"[{HEALTH_STYLE.get(status, '')}]{status}[/]",
                 str(s["files"]["present"]),
                 str(s["files"]["missing"]),

@@ -46,7 +46,7 @@ def run_scan(
         missing_policy=MissingPolicy(s.missing_threshold_ratio, s.missing_threshold_min),
     )
     source = SourceRef(row.id, row.name, dict(row.identity or {}), path_filter_for(row))
-    backend = backend_for(row)
+    backend = backend_for(ctx, row)
     try:
         scan_id = Scanner(ctx.catalog, backend, source, options, progress, cancel).run()
     finally:

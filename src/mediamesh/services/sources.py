@@ -8,11 +8,12 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select, update
 
-from mediamesh.backends import open_backend, parse_location
+from mediamesh.backends import WITH_PASSWORD, open_backend, parse_location
 from mediamesh.backends.base import Backend, ProbeResult
 from mediamesh.catalog.scans import scan_summary
 from mediamesh.catalog.schema import files, scans, sources
 from mediamesh.context import Context
+from mediamesh.crypto import SecretBox
 from mediamesh.errors import Conflict, InvalidInput, NotFound, SourceUnavailable
 from mediamesh.scanning.filters import PathFilter, validate_globs
 
@@ -38,8 +39,10 @@ def find_source(conn: Connection, id_or_name: str | int) -> Any:
     return row
 
 
-def backend_for(row: Any) -> Backend:
-    return open_backend(row.kind, row.location)
+def backend_for(ctx: Context, row: Any) -> Backend:
+    """The backend of a stored source, its password decrypted only here, only for this use."""
+    secret = SecretBox.from_settings(ctx.settings).open(row.secret) if row.secret else None
+    return open_backend(row.kind, row.location, secret)
 
 
 def path_filter_for(row: Any) -> PathFilter:
@@ -95,13 +98,20 @@ def add_source(
     include: list[str] | None = None,
     exclude: list[str] | None = None,
     force: bool = False,
+    password: str | None = None,
 ) -> dict[str, Any]:
     """Register a source after checking it is a readable folder (``force`` registers it anyway)."""
     validate_name(name)
     loc = parse_location(location)
+    if password is not None and loc.kind not in WITH_PASSWORD:
+        raise InvalidInput(f"{loc.kind} sources take no password")
     options = {"include": validate_globs(include or []), "exclude": validate_globs(exclude or [])}
-    backend = open_backend(loc.kind, loc.display)
-    probe = backend.probe()
+    secret = {"password": password} if password is not None else None
+    backend = open_backend(loc.kind, loc.display, secret)
+    try:
+        probe = backend.probe()
+    finally:
+        backend.close()
     if not probe.reachable and not force:
         raise SourceUnavailable(
             f"cannot register {name!r}: {probe.error} (use --force to register it anyway)"
@@ -123,6 +133,7 @@ def add_source(
                 enabled=True,
                 options=options,
                 identity=probe.identity if probe.reachable else {},
+                secret=SecretBox.from_settings(ctx.settings).seal(secret) if secret else None,
                 created_at=now,
                 updated_at=now,
                 **_health_values(probe, now),
@@ -158,7 +169,11 @@ def check_source(ctx: Context, id_or_name: str) -> dict[str, Any]:
     """Probe a source now and record its health (a source registered without an identity gets one)."""
     with ctx.catalog.read() as conn:
         row = find_source(conn, id_or_name)
-    probe = backend_for(row).probe()
+    backend = backend_for(ctx, row)
+    try:
+        probe = backend.probe()
+    finally:
+        backend.close()
     values = _health_values(probe, datetime.now(UTC))
     if probe.reachable and probe.identity != (row.identity or {}):
         if row.identity:
