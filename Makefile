@@ -44,7 +44,8 @@ pytest: $(TEST_STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 ## Benchmarks print a table against reference tools; they are not part of `make test`.
-bench: $(TEST_STAMP) system-deps
+bench: $(TEST_STAMP)
+	@scripts/install-system-deps.sh bench
 	$(BIN)/python bench/scan_local.py
 
 clean:

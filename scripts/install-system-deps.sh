@@ -4,11 +4,17 @@
 # the tests start their own private servers on free ports.
 set -euo pipefail
 
-# command-that-must-exist:debian-package
+# command-that-must-exist:debian-package. `install-system-deps.sh bench` adds what the benchmarks compare with.
 needed=(
   "b3sum:b3sum"
   "find:findutils"
+  "smbd:samba"
+  "smbpasswd:samba-common-bin"
+  "useradd:passwd"
 )
+if [ "${1:-}" = "bench" ]; then
+  needed+=("smbclient:smbclient" "rclone:rclone")
+fi
 
 missing=()
 for pair in "${needed[@]}"; do

@@ -103,3 +103,13 @@ def b3sum(*paths: Path) -> dict[Path, str]:
         ["b3sum", "--no-names", *map(str, paths)], capture_output=True, text=True, check=True
     )
     return dict(zip(paths, result.stdout.split(), strict=True))
+
+
+@pytest.fixture(scope="session")
+def samba(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A private smbd on a free port of 127.0.0.1, for the whole session."""
+    from tests.servers.samba import SambaServer
+
+    server = SambaServer(tmp_path_factory.mktemp("samba")).start()
+    yield server
+    server.stop()

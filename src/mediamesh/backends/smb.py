@@ -8,6 +8,8 @@ SMB 2/3 client. Facts that shaped this module (checked against Samba 4.17):
   information is used.
 - A hung server blocks a read for 10 minutes by default. The receive timeout is read when a connection is
   built, so this module builds its connections itself, with a bounded timeout, in a cache of its own.
+- A connection hands out a limited number of credits and smbprotocol fails a request when none are left
+  instead of waiting, so each thread gets a connection of its own (on a real network, its own TCP stream).
 - After a dropped connection the next call reconnects; the credentials are passed with every call so that
   it reconnects as the same user. Files are opened read-only, letting others read, write and delete them
   meanwhile: a scan must never get in the way of the people using the share.
@@ -39,6 +41,7 @@ from smbprotocol.exceptions import (
     SMBResponseException,
 )
 from smbprotocol.file_info import FileFsVolumeInformation
+from smbprotocol.header import NtStatus
 from smbprotocol.session import Session
 
 from mediamesh.backends.base import (
@@ -104,6 +107,8 @@ class SmbOptions:
 
 def _translate(exc: BaseException, path: str) -> BackendError:
     where = path or "/"
+    if isinstance(exc, SMBOSError) and exc.ntstatus == NtStatus.STATUS_BAD_NETWORK_NAME:
+        return UnreachableError("no such share on the server", path)
     if isinstance(exc, SMBOSError):
         code = exc.errno
         if code == errno.ENOENT:
@@ -142,27 +147,38 @@ class SmbBackend(Backend):
     def __init__(self, options: SmbOptions, password: str | None = None) -> None:
         self.options = options
         self._password = password
-        self._cache: dict[str, Connection] = {}
+        self._local = threading.local()
+        self._caches: list[dict[str, Connection]] = []
         self._lock = threading.Lock()
+
+    @property
+    def _cache(self) -> dict[str, Connection]:
+        """This thread's connection cache (see the module docstring)."""
+        cache: dict[str, Connection] | None = getattr(self._local, "cache", None)
+        if cache is None:
+            cache = self._local.cache = {}
+            with self._lock:
+                self._caches.append(cache)
+        return cache
 
     # -- connection --------------------------------------------------------------------------------------
     def _connect(self) -> None:
         """Build (or rebuild) the connection with a bounded receive timeout, then a session on it."""
         o = self.options
         key = f"{o.host.lower()}:{o.port}"
-        with self._lock:
-            conn = self._cache.get(key)
-            if conn is not None and conn.transport.connected:
-                return
-            conn = Connection(uuid.uuid4(), o.host, o.port, require_signing=True)
-            conn._receive_timeout = max(1, int(o.timeout))  # read by the connection's receiver thread
-            conn.connect(timeout=o.timeout)
-            try:
-                Session(conn, username=o.username, password=self._password).connect()
-            except BaseException:
-                conn.disconnect()
-                raise
-            self._cache[key] = conn
+        cache = self._cache
+        conn = cache.get(key)
+        if conn is not None and conn.transport.connected:
+            return
+        conn = Connection(uuid.uuid4(), o.host, o.port, require_signing=True)
+        conn._receive_timeout = max(1, int(o.timeout))  # read by the connection's receiver thread
+        conn.connect(timeout=o.timeout)
+        try:
+            Session(conn, username=o.username, password=self._password).connect()
+        except BaseException:
+            conn.disconnect()
+            raise
+        cache[key] = conn
 
     def _kw(self) -> dict[str, Any]:
         return {
@@ -181,11 +197,24 @@ class SmbBackend(Backend):
     def _call(self, path: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
             self._connect()
-            return fn(*args, **kwargs, **self._kw())
-        except BackendError:
-            raise
-        except (SMBException, OSError, ValueError) as exc:
+        except (LogonFailure, SMBAuthenticationError) as exc:
             raise _translate(exc, path) from exc
+        except (SMBException, OSError, ValueError) as exc:
+            raise UnreachableError(
+                f"cannot reach the server {self.options.host}:{self.options.port}: {exc}"
+            ) from exc
+        try:
+            return fn(*args, **kwargs, **self._kw())
+        except (SMBException, OSError, ValueError) as exc:
+            error = _translate(exc, path)
+            if isinstance(error, NotFoundError) and not clean_relpath(path):
+                # Samba answers "not found" when the share (or the folder a source starts in) does not exist.
+                if not self.options.subpath:
+                    raise UnreachableError(f"no such share on the server: {self.options.share}") from exc
+                raise NotFoundError(
+                    f"no folder {self.options.subpath!r} on share {self.options.share!r}"
+                ) from exc
+            raise error from exc
 
     # -- the interface -----------------------------------------------------------------------------------
     def list_dir(self, path: str) -> list[Entry]:
@@ -211,7 +240,9 @@ class SmbBackend(Backend):
         name = clean_relpath(path).rpartition("/")[2]
         attrs = st.st_file_attributes
         kind = _kind(attrs)
-        return Entry(name, kind, st.st_size if kind is EntryKind.FILE else 0, st.st_mtime_ns, str(st.st_ino))
+        # Listings carry µs (a datetime); stat carries 100 ns. Both are cut to µs, so they compare equal.
+        mtime_ns = st.st_mtime_ns // 1_000 * 1_000
+        return Entry(name, kind, st.st_size if kind is EntryKind.FILE else 0, mtime_ns, str(st.st_ino))
 
     def open(self, path: str) -> BinaryIO:
         unc = self._unc(path)
@@ -229,12 +260,12 @@ class SmbBackend(Backend):
         def volume(**kw: Any) -> dict[str, str]:
             raw = SMBRawIO(self._unc(""), mode="r", share_access="rwd", desired_access=0x80, **kw)
             with SMBFileTransaction(raw) as transaction:
-                query_info(transaction, FileFsVolumeInformation)
+                query_info(transaction, FileFsVolumeInformation, output_buffer_length=1024)
             info = transaction.results[0]
             return {
                 "share": self.options.share.lower(),
                 "volume_serial": f"{info['volume_serial_number'].get_value():08x}",
-                "volume_label": info["volume_label"].get_value().decode("utf-16-le"),
+                "volume_label": str(info["volume_label"].get_value()),
             }
 
         identity: dict[str, str] = self._call("", volume)
@@ -246,7 +277,8 @@ class SmbBackend(Backend):
 
     def close(self) -> None:
         with self._lock:
-            smbclient.reset_connection_cache(fail_on_error=False, connection_cache=self._cache)
+            for cache in self._caches:
+                smbclient.reset_connection_cache(fail_on_error=False, connection_cache=cache)
 
 
 def _kind(attributes: int) -> EntryKind:
