@@ -62,6 +62,7 @@ from mediamesh.backends.base import (
 DEFAULT_PORT = 445
 FILE_ATTRIBUTE_DIRECTORY = 0x10
 FILE_ATTRIBUTE_REPARSE_POINT = 0x400  # symlinks and junctions: reported, never followed
+FILE_OPEN_REPARSE_POINT = 0x00200000  # open a link itself instead of what it points to
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -245,14 +246,21 @@ class SmbBackend(Backend):
         return Entry(name, kind, st.st_size if kind is EntryKind.FILE else 0, mtime_ns, str(st.st_ino))
 
     def open(self, path: str) -> BinaryIO:
+        """One CREATE (a link is opened as itself, and refused), then READs; see _SmbFile.close_and_stat."""
         unc = self._unc(path)
-        entry = self.stat(path)
-        if entry.kind is EntryKind.DIR:
-            raise IsADirectoryError_(f"is a folder: {path}", path)
-        if entry.kind is not EntryKind.FILE:
-            raise InvalidPathError(f"not a regular file (a link?): {path}", path)
-        fh: BinaryIO = self._call(path, smbclient.open_file, unc, mode="rb", buffering=0, share_access="rwd")
-        return cast(BinaryIO, _ReadOnly(fh, path))
+        raw: SMBRawIO = self._call(
+            path,
+            smbclient.open_file,
+            unc,
+            mode="rb",
+            buffering=0,
+            share_access="rwd",
+            create_options=FILE_OPEN_REPARSE_POINT,
+        )
+        if raw.fd.file_attributes & FILE_ATTRIBUTE_REPARSE_POINT:
+            raw.close()
+            raise InvalidPathError(f"symbolic links are not followed: {path}", path)
+        return cast(BinaryIO, _SmbFile(raw, path))
 
     def identity(self) -> dict[str, str]:
         """The volume's serial number and label, as the server reports them, and the share's name."""
@@ -294,16 +302,28 @@ def _entry(name: str, attributes: int, size: int, mtime: datetime | int, file_id
     )
 
 
-class _ReadOnly:
-    """The open file, with SMB errors turned into backend errors and no way to write."""
+class _SmbFile:
+    """An open SMB file: read-only, SMB errors turned into backend errors."""
 
-    def __init__(self, raw: BinaryIO, path: str) -> None:
+    def __init__(self, raw: SMBRawIO, path: str) -> None:
         self._raw = raw
         self._path = path
 
+    def close_and_stat(self) -> tuple[int, int]:
+        """Close the file, asking the server for its size and write time as they are now (in the CLOSE
+        response: no extra round trip). A scan compares them with the listing to catch a file that
+        changed while it was read."""
+        fd = self._raw.fd
+        try:
+            fd.close(get_attributes=True)
+        except (SMBException, OSError, ValueError) as exc:
+            raise _translate(exc, self._path) from exc
+        self._raw.close()
+        return int(fd.end_of_file), _ns(fd.last_write_time)
+
     def read(self, size: int = -1) -> bytes:
         try:
-            return self._raw.read(size)
+            return bytes(self._raw.read(size))
         except (SMBException, OSError, ValueError) as exc:
             raise _translate(exc, self._path) from exc
 
@@ -313,10 +333,10 @@ class _ReadOnly:
         return len(data)
 
     def seek(self, offset: int, whence: int = 0) -> int:
-        return self._raw.seek(offset, whence)
+        return int(self._raw.seek(offset, whence))
 
     def tell(self) -> int:
-        return self._raw.tell()
+        return int(self._raw.tell())
 
     def write(self, _: bytes) -> int:
         raise PermissionError("sources are read-only")
@@ -325,7 +345,7 @@ class _ReadOnly:
         with contextlib.suppress(SMBException, OSError, ValueError):
             self._raw.close()  # a handle gone with its connection has nothing left to release
 
-    def __enter__(self) -> _ReadOnly:
+    def __enter__(self) -> _SmbFile:
         return self
 
     def __exit__(self, *exc: object) -> None:

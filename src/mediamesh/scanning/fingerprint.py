@@ -144,13 +144,19 @@ class Fingerprinter:
         return digest, read
 
     def _check_unchanged(self, fh: BinaryIO, work: Work) -> None:
-        """The file must still have the size and mtime it was listed with after it was read."""
-        try:
-            st = os.fstat(fh.fileno())
-            size, mtime_ns = st.st_size, st.st_mtime_ns
-        except (AttributeError, OSError, io.UnsupportedOperation):
-            now = self.backend.stat(work.path)
-            size, mtime_ns = now.size, now.mtime_ns
+        """The file must still have the size and mtime it was listed with after it was read. Asked of the
+        open file itself where it can tell (fstat; an SMB file closes and reports), else of the backend.
+        Always the last use of ``fh``."""
+        close_and_stat = getattr(fh, "close_and_stat", None)
+        if close_and_stat is not None:
+            size, mtime_ns = close_and_stat()
+        else:
+            try:
+                st = os.fstat(fh.fileno())
+                size, mtime_ns = st.st_size, st.st_mtime_ns
+            except (AttributeError, OSError, io.UnsupportedOperation):
+                now = self.backend.stat(work.path)
+                size, mtime_ns = now.size, now.mtime_ns
         if size != work.entry.size or mtime_ns != work.entry.mtime_ns:
             raise FileChangedError(f"file changed while it was read: {work.path}")
 
