@@ -37,7 +37,9 @@ def test_scan_an_smb_share(ctx: Context, samba: SambaServer, share: Path) -> Non
     assert source["kind"] == "smb" and source["health"]["status"] == "online"
     assert source["identity"]["share"] == "media"
     first = run_scan(ctx, "nas")
-    assert (first["status"], first["files_new"]) == ("completed", 2), {k: first[k] for k in ("files_seen", "files_deferred", "errors", "error")}
+    assert (first["status"], first["files_new"]) == ("completed", 2), {
+        k: first[k] for k in ("files_seen", "files_deferred", "errors", "error")
+    }
     found = rows(ctx)
     ids = b3sum(a, b)
     assert found["Projects/A/clip.mov"].media_id == ids[a]

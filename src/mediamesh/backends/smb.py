@@ -75,8 +75,11 @@ class SmbOptions:
     port: int = DEFAULT_PORT
     username: str | None = None
     subpath: str = ""
-    #: Seconds any one request may take before the share counts as unreachable.
-    timeout: float = 15.0
+    #: Seconds without any answer before a request (and its keep-alive echo) gives up: a hung server is
+    #: noticed within about twice this. A NAS whose disks spin up still answers the echo meanwhile.
+    timeout: float = 8.0
+    #: Seconds to set up a connection (TCP, negotiate, log-on); a LAN server does this in milliseconds.
+    connect_timeout: float = 5.0
 
     @classmethod
     def parse(cls, url: str) -> SmbOptions:
@@ -173,7 +176,7 @@ class SmbBackend(Backend):
             return
         conn = Connection(uuid.uuid4(), o.host, o.port, require_signing=True)
         conn._receive_timeout = max(1, int(o.timeout))  # read by the connection's receiver thread
-        conn.connect(timeout=o.timeout)
+        conn.connect(timeout=o.connect_timeout)
         try:
             Session(conn, username=o.username, password=self._password).connect()
         except BaseException:
@@ -187,7 +190,7 @@ class SmbBackend(Backend):
             "username": self.options.username,
             "password": self._password,
             "connection_cache": self._cache,
-            "connection_timeout": self.options.timeout,
+            "connection_timeout": self.options.connect_timeout,
         }
 
     def _unc(self, path: str) -> str:
