@@ -40,6 +40,10 @@ class Settings(BaseSettings):
         50, ge=0, description="...but only when at least this many files would become missing."
     )
     hash_workers: int = Field(2, ge=1, le=64, description="Files fingerprinted and hashed at once.")
+    health_interval: float = Field(60.0, gt=0, description="Seconds between health probes of every source.")
+    sources_file: Path | None = Field(
+        None, description="A sources.yaml applied on start (default: sources.yaml in the data dir, if there)."
+    )
     commit_batch: int = Field(5000, ge=1, description="Catalog rows written per transaction during a scan.")
 
     @field_validator("allow")

@@ -11,15 +11,22 @@ from mediamesh import __version__
 from mediamesh.catalog.scans import recover_abandoned
 from mediamesh.config import Settings
 from mediamesh.context import create_context
+from mediamesh.services.lifecycle import SourceManager
 
 
 def create_app(settings: Settings) -> FastAPI:
     ctx = create_context(settings)  # opens and migrates the catalog before the first request
+    manager = SourceManager(ctx, settings.health_interval)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         recover_abandoned(ctx.catalog)
+        sources_file = settings.sources_file or settings.data_dir / "sources.yaml"
+        declared = sources_file if settings.sources_file is not None or sources_file.exists() else None
+        # In the background: applying sources.yaml and restoring every source; start-up never waits.
+        manager.start(declared)
         yield
+        manager.stop()
         ctx.close()
 
     app = FastAPI(

@@ -63,6 +63,19 @@ sources = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
+#: The live side of a source (the concept's SourceMount): written by the process that holds the connection.
+source_mounts = Table(
+    "source_mounts",
+    metadata,
+    Column("source_id", Integer, ForeignKey("sources.id", ondelete="CASCADE"), primary_key=True),
+    Column("state", String(16), nullable=False),  # connected | disconnected | error
+    Column("endpoint", Text, nullable=True),
+    Column("connected_since", DateTime(timezone=True), nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("holder", String(255), nullable=True),  # host:pid of the process holding the connection
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
 media = Table(
     "media",
     metadata,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import sys
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -11,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from mediamesh.cli.output import JsonOption, context, emit, human_size, out
+from mediamesh.services import bootstrap
 from mediamesh.services import sources as svc
 
 app = typer.Typer(help="Register and inspect sources (folders, shares).", no_args_is_help=True)
@@ -30,6 +32,12 @@ def _render_one(s: dict[str, Any]) -> None:
     out.print(line)
     if h["error"]:
         out.print(f"  error: {h['error']}", markup=False)
+    if not s["enabled"]:
+        out.print("  unmounted: no probes, no scans ('mediamesh source mount' to connect again)")
+    elif s["mount"]:
+        m = s["mount"]
+        since = f" since {m['connected_since']}" if m["connected_since"] else ""
+        out.print(f"  mount: {m['state']}{since} (held by {m['holder']})")
     out.print(f"  files: {s['files']['present']} present, {s['files']['missing']} missing")
     for label in ("include", "exclude"):
         if s[label]:
@@ -56,11 +64,7 @@ def add(
     as_json: bool = JsonOption,
 ) -> None:
     """Register a source after checking that it is a readable folder (or share)."""
-    password = None
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    elif location.startswith("smb://") and "@" in location.split("/")[2] and sys.stdin.isatty():
-        password = getpass.getpass(f"password for {location}: ")
+    password = _read_password(password_stdin, location)
     with context() as ctx:
         source = svc.add_source(ctx, name, location, include, exclude, force, password)
 
@@ -140,3 +144,74 @@ def prune(name: str, as_json: bool = JsonOption) -> None:
         as_json,
         lambda d: out.print(f"forgot {d['files_forgotten']} missing file records of {d['source']}"),
     )
+
+
+def _read_password(password_stdin: bool, location: str | None = None) -> str | None:
+    if password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    if location and location.startswith("smb://") and "@" in location.split("/")[2] and sys.stdin.isatty():
+        return getpass.getpass(f"password for {location}: ")
+    return None
+
+
+@app.command("update")
+def update(
+    name: str,
+    location: str | None = typer.Option(None, "--location", help="A new location (the share moved)."),
+    include: list[str] | None = typer.Option(None, "--include", help="Replace the include globs (repeat)."),
+    exclude: list[str] | None = typer.Option(None, "--exclude", help="Replace the exclude globs (repeat)."),
+    password_stdin: bool = typer.Option(False, "--password-stdin", help="Read a new password from stdin."),
+    force: bool = typer.Option(
+        False, "--force", help="Change it even if the new location is unreachable now."
+    ),
+    as_json: bool = JsonOption,
+) -> None:
+    """Change a source's location, globs or password. File records and media ids stay."""
+    password = _read_password(password_stdin)
+    with context() as ctx:
+        data = svc.update_source(
+            ctx,
+            name,
+            location=location,
+            include=include or None,
+            exclude=exclude or None,
+            password=password,
+            force=force,
+        )
+    emit(data, as_json, _render_one)
+
+
+@app.command("mount")
+def mount(name: str, as_json: bool = JsonOption) -> None:
+    """Connect a source again (after unmount) and probe it now; the server keeps it connected."""
+    with context() as ctx:
+        data = svc.set_mounted(ctx, name, True)
+    emit(data, as_json, _render_one)
+    if data["health"]["status"] == "offline":
+        raise typer.Exit(1)
+
+
+@app.command("unmount")
+def unmount(name: str, as_json: bool = JsonOption) -> None:
+    """Disconnect a source and leave it alone: no probes, no scans; its files show offline, unchanged."""
+    with context() as ctx:
+        data = svc.set_mounted(ctx, name, False)
+    emit(data, as_json, _render_one)
+
+
+@app.command("apply")
+def apply_file(
+    path: Path = typer.Argument(..., help="A sources.yaml (see docs/sources.md)."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Add or update the sources a sources.yaml declares (never removes any)."""
+    with context() as ctx:
+        results = bootstrap.apply(ctx, path)
+
+    def render(rows: list[dict[str, Any]]) -> None:
+        for r in rows:
+            out.print(f"{r['name']}: {r['result']}" + (f" ({escape(r['error'])})" if r.get("error") else ""))
+
+    emit(results, as_json, render)
+    if any(r["result"] == "error" for r in results):
+        raise typer.Exit(1)

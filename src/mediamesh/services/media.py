@@ -11,7 +11,7 @@ import os
 import re
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, case, exists, func, select
+from sqlalchemy import ColumnElement, Connection, and_, case, exists, func, or_, select
 
 from mediamesh.catalog.schema import files, media, sources
 from mediamesh.context import Context
@@ -23,9 +23,9 @@ MEDIA_ID_RE = re.compile(r"[0-9a-f]{64}\Z")
 STATES = ("present", "missing", "offline")
 MAX_LIMIT = 1000
 
-_location_state = case(
-    (and_(files.c.state == "present", sources.c.health_status == "offline"), "offline"), else_=files.c.state
-)
+# A present file on a source that is offline, or unmounted, cannot be reached now.
+_unreachable = or_(sources.c.health_status == "offline", sources.c.enabled.is_(False))
+_location_state = case((and_(files.c.state == "present", _unreachable), "offline"), else_=files.c.state)
 
 
 def _has_location(*conds: ColumnElement[bool]) -> ColumnElement[bool]:
@@ -37,10 +37,10 @@ def _has_location(*conds: ColumnElement[bool]) -> ColumnElement[bool]:
 
 
 def _state_filter(state: str) -> ColumnElement[bool]:
-    reachable = _has_location(files.c.state == "present", sources.c.health_status != "offline")
+    reachable = _has_location(files.c.state == "present", ~_unreachable)
     if state == "present":
         return reachable
-    on_offline = _has_location(files.c.state == "present", sources.c.health_status == "offline")
+    on_offline = _has_location(files.c.state == "present", _unreachable)
     if state == "offline":
         return and_(~reachable, on_offline)
     if state == "missing":

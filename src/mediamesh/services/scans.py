@@ -30,7 +30,7 @@ def run_scan(
     with ctx.catalog.read() as conn:
         row = find_source(conn, id_or_name)
     if not row.enabled:
-        raise InvalidInput(f"source {row.name!r} is disabled; enable it before scanning")
+        raise InvalidInput(f"source {row.name!r} is unmounted; 'mediamesh source mount {row.name}' first")
     if not row.identity:
         # Registered with --force while unreachable: record what it is now, before anything is compared.
         check_source(ctx, str(row.id))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import socket
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,7 +13,7 @@ from sqlalchemy import Connection, delete, func, insert, select, update
 from mediamesh.backends import WITH_PASSWORD, open_backend, parse_location
 from mediamesh.backends.base import Backend, ProbeResult
 from mediamesh.catalog.scans import scan_summary
-from mediamesh.catalog.schema import files, scans, sources
+from mediamesh.catalog.schema import files, scans, source_mounts, sources
 from mediamesh.context import Context
 from mediamesh.crypto import SecretBox
 from mediamesh.errors import Conflict, InvalidInput, NotFound, SourceUnavailable
@@ -87,7 +89,22 @@ def public(conn: Connection, row: Any) -> dict[str, Any]:
         },
         "files": {"present": counts.get("present", 0), "missing": counts.get("missing", 0)},
         "last_scan": scan_summary(conn, last_scan_id) if last_scan_id else None,
+        "mount": _mount(conn, row.id),
         "created_at": _iso(row.created_at),
+    }
+
+
+def _mount(conn: Connection, source_id: int) -> dict[str, Any] | None:
+    m = conn.execute(select(source_mounts).where(source_mounts.c.source_id == source_id)).first()
+    if m is None:
+        return None
+    return {
+        "state": m.state,
+        "endpoint": m.endpoint,
+        "connected_since": _iso(m.connected_since),
+        "last_error": m.last_error,
+        "holder": m.holder,
+        "updated_at": _iso(m.updated_at),
     }
 
 
@@ -165,8 +182,42 @@ def show_source(ctx: Context, id_or_name: str) -> dict[str, Any]:
         return public(conn, find_source(conn, id_or_name))
 
 
+#: A probe slower than this (ms) makes a reachable source "degraded".
+SLOW_PROBE_MS = 2000.0
+
+
+def health_values(row: Any, probe: ProbeResult, now: datetime | None = None) -> dict[str, Any]:
+    """The health columns for what a probe saw: online, degraded (slow, or another filesystem than the one
+    registered), or offline. A source registered without an identity gets the one seen now."""
+    values = _health_values(probe, now or datetime.now(UTC))
+    if not probe.reachable:
+        return values
+    recorded = row.identity or {}
+    if not recorded:
+        values["identity"] = probe.identity
+    elif probe.identity != recorded:
+        changes = ", ".join(
+            f"{k}: {recorded.get(k)!r} -> {probe.identity.get(k)!r}"
+            for k in sorted(recorded)
+            if recorded.get(k) != probe.identity.get(k)
+        )
+        values.update(
+            health_status="degraded", health_error=f"filesystem differs from registration ({changes})"
+        )
+    elif probe.latency_ms is not None and probe.latency_ms > SLOW_PROBE_MS:
+        values.update(
+            health_status="degraded", health_error=f"slow: the probe took {probe.latency_ms:.0f} ms"
+        )
+    return values
+
+
+def record_health(ctx: Context, source_id: int, values: dict[str, Any]) -> None:
+    with ctx.catalog.write() as conn:
+        conn.execute(update(sources).where(sources.c.id == source_id).values(**values))
+
+
 def check_source(ctx: Context, id_or_name: str) -> dict[str, Any]:
-    """Probe a source now and record its health (a source registered without an identity gets one)."""
+    """Probe a source now and record its health."""
     with ctx.catalog.read() as conn:
         row = find_source(conn, id_or_name)
     backend = backend_for(ctx, row)
@@ -174,22 +225,120 @@ def check_source(ctx: Context, id_or_name: str) -> dict[str, Any]:
         probe = backend.probe()
     finally:
         backend.close()
-    values = _health_values(probe, datetime.now(UTC))
-    if probe.reachable and probe.identity != (row.identity or {}):
-        if row.identity:
-            changes = ", ".join(
-                f"{k}: {row.identity.get(k)!r} -> {probe.identity.get(k)!r}"
-                for k in sorted(row.identity)
-                if row.identity.get(k) != probe.identity.get(k)
+    record_health(ctx, row.id, health_values(row, probe))
+    return show_source(ctx, str(row.id))
+
+
+def update_source(
+    ctx: Context,
+    id_or_name: str,
+    *,
+    location: str | None = None,
+    include: list[str] | None = None,
+    exclude: list[str] | None = None,
+    password: str | None = None,
+    enabled: bool | None = None,
+    force: bool = False,
+) -> dict[str, Any]:
+    """Change a source. A new location (the share moved, or is mounted elsewhere) is checked like a new
+    registration and its identity recorded afresh; file records and media ids stay, being relative to the
+    root."""
+    with ctx.catalog.read() as conn:
+        row = find_source(conn, id_or_name)
+    values: dict[str, Any] = {"updated_at": datetime.now(UTC)}
+    options = dict(row.options or {})
+    if include is not None:
+        options["include"] = validate_globs(include)
+    if exclude is not None:
+        options["exclude"] = validate_globs(exclude)
+    values["options"] = options
+    secret = SecretBox.from_settings(ctx.settings).open(row.secret) if row.secret else None
+    if password is not None:
+        if row.kind not in WITH_PASSWORD:
+            raise InvalidInput(f"{row.kind} sources take no password")
+        secret = {**(secret or {}), "password": password}
+        values["secret"] = SecretBox.from_settings(ctx.settings).seal(secret)
+    kind, display = row.kind, row.location
+    if location is not None:
+        loc = parse_location(location)
+        if loc.kind != row.kind:
+            raise InvalidInput(f"a {row.kind} source cannot move to a {loc.kind} location; add a new source")
+        kind, display = loc.kind, loc.display
+        values["location"] = display
+    if location is not None or password is not None:
+        backend = open_backend(kind, display, secret)
+        try:
+            probe = backend.probe()
+        finally:
+            backend.close()
+        if not probe.reachable and not force:
+            raise SourceUnavailable(
+                f"cannot reach {display}: {probe.error} (use --force to change it anyway)"
             )
-            values.update(
-                health_status="degraded", health_error=f"filesystem differs from registration ({changes})"
-            )
-        else:
-            values["identity"] = probe.identity
+        values.update(_health_values(probe, datetime.now(UTC)))
+        if location is not None:
+            values["identity"] = probe.identity if probe.reachable else {}
+    if enabled is not None:
+        values["enabled"] = enabled
     with ctx.catalog.write() as conn:
+        if location is not None:
+            clash = conn.execute(
+                select(sources.c.name).where(
+                    sources.c.kind == kind, sources.c.location == display, sources.c.id != row.id
+                )
+            ).first()
+            if clash is not None:
+                raise Conflict(f"{display} is already registered as source {clash.name!r}")
         conn.execute(update(sources).where(sources.c.id == row.id).values(**values))
         return public(conn, find_source(conn, row.id))
+
+
+def password_matches(ctx: Context, id_or_name: str, password: str) -> bool:
+    with ctx.catalog.read() as conn:
+        row = find_source(conn, id_or_name)
+    if not row.secret:
+        return False
+    return bool(SecretBox.from_settings(ctx.settings).open(row.secret).get("password") == password)
+
+
+def set_mounted(ctx: Context, id_or_name: str, mounted: bool) -> dict[str, Any]:
+    """Mount: enable a source and connect now. Unmount: disconnect and leave it alone (no probes, no scans)
+    until mounted again; its files show ``offline`` and nothing about them changes."""
+    with ctx.catalog.read() as conn:
+        row = find_source(conn, id_or_name)
+    update_source(ctx, str(row.id), enabled=mounted)
+    if mounted:
+        return check_source(ctx, str(row.id))
+    record_health(ctx, row.id, {"health_status": "unknown", "health_error": "unmounted"})
+    save_mount(ctx, row.id, "disconnected", None, None)
+    return show_source(ctx, str(row.id))
+
+
+def save_mount(ctx: Context, source_id: int, state: str, endpoint: str | None, error: str | None) -> None:
+    """Record the live connection state of a source, as held by this process."""
+    now = datetime.now(UTC)
+    holder = f"{socket.gethostname()}:{os.getpid()}"
+    with ctx.catalog.write() as conn:
+        current = conn.execute(
+            select(source_mounts.c.state, source_mounts.c.connected_since).where(
+                source_mounts.c.source_id == source_id
+            )
+        ).first()
+        since = (
+            current.connected_since if current is not None and current.state == state == "connected" else None
+        )
+        values = {
+            "state": state,
+            "endpoint": endpoint,
+            "last_error": error,
+            "holder": holder,
+            "updated_at": now,
+            "connected_since": since or (now if state == "connected" else None),
+        }
+        if current is None:
+            conn.execute(insert(source_mounts).values(source_id=source_id, **values))
+        else:
+            conn.execute(update(source_mounts).where(source_mounts.c.source_id == source_id).values(**values))
 
 
 def remove_source(ctx: Context, id_or_name: str) -> dict[str, Any]:

@@ -1,0 +1,121 @@
+"""The live side of sources in a long-running process (``mediamesh serve``).
+
+At start every registered source is restored in the background: connected and probed. Start-up never
+waits for a source, and an unreachable one is marked offline and kept, with its configuration and files.
+Then every source is probed on an interval; a probe of one hung source never delays another's.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from mediamesh.backends.base import Backend
+from mediamesh.catalog.schema import sources
+from mediamesh.context import Context
+from mediamesh.errors import MediameshError
+from mediamesh.services import bootstrap
+from mediamesh.services.sources import backend_for, health_values, record_health, save_mount
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Mount:
+    backend: Backend
+    location: str
+
+
+class SourceManager:
+    def __init__(self, ctx: Context, interval: float) -> None:
+        self.ctx = ctx
+        self.interval = interval
+        self._mounts: dict[int, Mount] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pool = cf.ThreadPoolExecutor(4, thread_name_prefix="mediamesh-probe")
+        self.rounds = 0
+
+    def start(self, sources_file: Path | None = None) -> None:
+        """Returns at once. In the background: apply ``sources_file`` if given, restore every source (the
+        first round), then probe every ``interval`` seconds."""
+        self._thread = threading.Thread(
+            target=self._run, args=(sources_file,), name="mediamesh-sources", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            mounts, self._mounts = list(self._mounts.values()), {}
+        for mount in mounts:
+            mount.backend.close()
+
+    def _run(self, sources_file: Path | None) -> None:
+        if sources_file is not None:
+            try:
+                for result in bootstrap.apply(self.ctx, sources_file):
+                    log.info(
+                        "%s: source %s %s %s",
+                        sources_file,
+                        result["name"],
+                        result["result"],
+                        result.get("error", ""),
+                    )
+            except MediameshError as exc:
+                log.error("%s was not applied: %s", sources_file, exc.message)
+        while not self._stop.is_set():
+            try:
+                self.probe_all()
+            except Exception:  # one bad round must not end the monitor
+                log.exception("probing sources failed")
+            self.rounds += 1
+            self._stop.wait(self.interval)
+
+    def probe_all(self) -> None:
+        with self.ctx.catalog.read() as conn:
+            rows = conn.execute(select(sources)).all()
+        wanted = {row.id for row in rows if row.enabled}
+        for source_id in set(self._mounts) - wanted:  # unmounted or removed since the last round
+            self._drop(source_id)
+        futures = [self._pool.submit(self._probe, row) for row in rows if row.enabled]
+        for future in futures:
+            future.result()
+
+    def _probe(self, row: Any) -> None:
+        mount = self._mount(row)
+        probe = mount.backend.probe()
+        record_health(self.ctx, row.id, health_values(row, probe))
+        if probe.reachable:
+            save_mount(self.ctx, row.id, "connected", row.location, None)
+        else:
+            mount.backend.close()  # reconnects on the next round
+            save_mount(self.ctx, row.id, "error", row.location, probe.error)
+
+    def _mount(self, row: Any) -> Mount:
+        with self._lock:
+            mount = self._mounts.get(row.id)
+            if mount is not None and mount.location == row.location:
+                return mount
+        if mount is not None:
+            mount.backend.close()
+        mount = Mount(backend_for(self.ctx, row), row.location)
+        with self._lock:
+            self._mounts[row.id] = mount
+        return mount
+
+    def _drop(self, source_id: int) -> None:
+        with self._lock:
+            mount = self._mounts.pop(source_id, None)
+        if mount is not None:
+            mount.backend.close()
