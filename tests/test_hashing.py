@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -57,3 +58,34 @@ def test_mmap_pool_hashes_and_notices_a_changed_file(tmp_path: Path) -> None:
             pool.hash(str(f), st.st_size + 1, st.st_mtime_ns)
     finally:
         pool.close()
+
+
+class ShortReads(io.RawIOBase):
+    """A stream that never returns more than 1000 bytes a read, as a raw network file may."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._data.seek(offset, whence)
+
+    def readinto(self, buffer: Any) -> int:
+        chunk = self._data.read(min(len(buffer), 1000))
+        buffer[: len(chunk)] = chunk
+        return len(chunk)
+
+
+@pytest.mark.parametrize("size", [10, 5000, PIPELINE_MIN + 12345])
+def test_short_reads_are_not_taken_for_the_end(tmp_path: Path, size: int) -> None:
+    f = write(tmp_path / "f.bin", size)
+    data = f.read_bytes()
+    digest, read = hash_stream(ShortReads(data))  # type: ignore[arg-type]
+    assert (digest, read) == (b3sum(f)[f], size)
+    if size <= 3 * SAMPLE:
+        assert small_file_digest(ShortReads(data), size).media_id == digest  # type: ignore[arg-type]

@@ -31,7 +31,7 @@ def share(samba: SambaServer) -> Path:
 
 def test_scan_an_smb_share(ctx: Context, samba: SambaServer, share: Path) -> None:
     a = write(share / "Projects" / "A" / "clip.mov", 300_000)
-    b = write(share / "Projects" / "B" / "photo.CR3", 20_000)
+    b = write(share / "Projects" / "B" / "photo.CR3", 20 * 1024 * 1024)  # larger than one SMB READ
     write(share / "@eaDir" / "x.jpg", 10)
     source = source_svc.add_source(ctx, "nas", samba.url(share.name), password=PASSWORD)
     assert source["kind"] == "smb" and source["health"]["status"] == "online"

@@ -42,15 +42,24 @@ def quick_fp_of_samples(size: int, samples: bytes) -> str:
     return h.hexdigest(length=16)
 
 
-def _read_exact_at(fh: BinaryIO, offset: int, length: int) -> bytes:
-    fh.seek(offset)
-    out = bytearray()
+def read_upto(fh: BinaryIO, length: int) -> bytes:
+    """Up to ``length`` bytes, fewer only at the end of the file: raw streams (an SMB file, whose every READ
+    is capped by the server) may return less than asked at any time."""
+    first = fh.read(length)
+    if len(first) >= length or not first:
+        return first
+    out = bytearray(first)
     while len(out) < length:
         chunk = fh.read(length - len(out))
         if not chunk:
             break
         out += chunk
     return bytes(out)
+
+
+def _read_exact_at(fh: BinaryIO, offset: int, length: int) -> bytes:
+    fh.seek(offset)
+    return read_upto(fh, length)
 
 
 def quick_fingerprint(fh: BinaryIO, size: int) -> tuple[str, int]:
@@ -66,7 +75,7 @@ def quick_fingerprint(fh: BinaryIO, size: int) -> tuple[str, int]:
 def small_file_digest(fh: BinaryIO, size: int) -> Digest:
     """Both ids of a file small enough to read whole in one go."""
     fh.seek(0)
-    data = fh.read(size + 1)  # one byte more: a file that grew since it was listed is noticed
+    data = read_upto(fh, size + 1)  # one byte more: a file that grew since it was listed is noticed
     media_id = blake3.blake3(data).hexdigest()
     return Digest(media_id, media_id[:32], len(data))
 
@@ -79,7 +88,7 @@ def hash_stream(fh: BinaryIO) -> tuple[str, int]:
     """
     fh.seek(0)
     h = blake3.blake3(max_threads=blake3.blake3.AUTO)
-    first = fh.read(PIPELINE_MIN)
+    first = read_upto(fh, PIPELINE_MIN)
     h.update(first)
     total = len(first)
     if len(first) < PIPELINE_MIN:
