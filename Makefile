@@ -12,12 +12,15 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
+# The smb-fast extra (libsmbclient reads) is built where Debian's libsmbclient-dev is there.
+RUN_EXTRAS := $(shell pkg-config --exists smbclient 2>/dev/null && echo "[smb-fast]")
+
 $(RUNTIME_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e .
+	$(BIN)/pip install -q -e '.$(RUN_EXTRAS)' || $(BIN)/pip install -q -e .
 	@touch $@
 
-$(TEST_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[test]'
+$(TEST_STAMP): pyproject.toml | system-deps $(BIN)/python
+	$(BIN)/pip install -q -e '.[test,smb-fast]'
 	@touch $@ $(RUNTIME_STAMP)
 
 ## Start the server on the embedded default (SQLite under ./data).
@@ -25,7 +28,7 @@ run: $(RUNTIME_STAMP)
 	$(BIN)/mediamesh serve
 
 ## Install everything the tests need, start the servers they use, run lint, types and the whole suite.
-test: $(TEST_STAMP) system-deps services lint typecheck pytest
+test: system-deps $(TEST_STAMP) services lint typecheck pytest
 
 system-deps:
 	@scripts/install-system-deps.sh

@@ -11,7 +11,10 @@ needed=(
   "smbd:samba"
   "smbpasswd:samba-common-bin"
   "useradd:passwd"
+  "pkg-config:pkg-config"
 )
+# Headers the smb-fast extra (pysmbc) builds against.
+pkg-config --exists smbclient 2>/dev/null || missing_dev=libsmbclient-dev
 if [ "${1:-}" = "bench" ]; then
   needed+=("smbclient:smbclient" "rclone:rclone")
 fi
@@ -21,6 +24,7 @@ for pair in "${needed[@]}"; do
   cmd=${pair%%:*}; pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
 done
+[ -n "${missing_dev:-}" ] && missing+=("$missing_dev")
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 echo "Installing Debian packages: ${missing[*]}"

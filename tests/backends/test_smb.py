@@ -92,3 +92,23 @@ def test_smb_locations(url: str, display: str) -> None:
 def test_bad_smb_locations(url: str) -> None:
     with pytest.raises(InvalidInput):
         parse_location(url)
+
+
+class TestSmbFastReadConformance(BackendConformance):
+    """The same suite with every file read through libsmbclient (the smb-fast extra), not only large ones."""
+
+    @pytest.fixture
+    def served_root(self, samba: SambaServer) -> Path:
+        root = samba.share_dir / uuid.uuid4().hex
+        root.mkdir()
+        return root
+
+    @pytest.fixture
+    def backend(self, samba: SambaServer, served_root: Path) -> Iterator[Backend]:
+        from mediamesh.backends import smb_fast
+
+        assert smb_fast.AVAILABLE, "the smb-fast extra (pysmbc) is not installed: run 'make test'"
+        options = dataclasses.replace(SmbOptions.parse(samba.url(served_root.name)), fast_read_min=0)
+        b = SmbBackend(options, PASSWORD)
+        yield b
+        b.close()
