@@ -191,6 +191,7 @@ def test_missing_root_is_not_scanned(ctx: Context, library: Path, tmp_path: Path
     summary = scan(ctx)
     assert summary["status"] == "failed" and "unreachable" in summary["error"]
     assert rows(ctx)["f.mp3"].state == "present"
+    assert source_svc.show_source(ctx, "lib")["health"]["status"] == "offline"
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")

@@ -113,3 +113,24 @@ def test_cli_password_stdin(
     local = runner.invoke(app, ["source", "add", "disk", str(tmp_path), "--password-stdin"], input="x\n")
     assert local.exit_code == 2 and "take no password" in local.stderr
     assert Settings().data_dir == tmp_path / "data"
+
+
+def test_a_different_volume_behind_the_share_is_refused(
+    ctx: Context, samba: SambaServer, share: Path
+) -> None:
+    from sqlalchemy import update
+
+    from mediamesh.catalog.schema import sources
+
+    write(share / "a.jpg", 500)
+    registered = source_svc.add_source(ctx, "nas", samba.url(share.name), password=PASSWORD)
+    run_scan(ctx, "nas")
+    other = {**registered["identity"], "volume_serial": "00c0ffee", "volume_label": "another-nas"}
+    with ctx.catalog.write() as conn:  # as if registered against another NAS that now answers at this address
+        conn.execute(update(sources).where(sources.c.name == "nas").values(identity=other))
+    (share / "a.jpg").unlink()
+    summary = run_scan(ctx, "nas")
+    assert summary["status"] == "failed" and "different filesystem" in summary["error"]
+    assert "volume_serial" in summary["error"]
+    assert rows(ctx)["a.jpg"].state == "present"
+    assert source_svc.check_source(ctx, "nas")["health"]["status"] == "degraded"

@@ -7,6 +7,7 @@ backend's type.
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import enum
 import posixpath
 import re
@@ -179,8 +180,13 @@ class Backend(ABC):
         return ProbeResult(True, round(latency, 2), capacity, free, None, identity)
 
     def walk(self, top: str = "") -> Iterator[tuple[str, list[Entry] | BackendError]]:
-        """Depth-first (folder, entries) pairs below ``top``; a folder that cannot be listed yields its
-        error instead, and its subtree is skipped. Callers may prune by removing DIR entries."""
+        """(folder, entries) pairs below ``top``; a folder that cannot be listed yields its error instead,
+        and its subtree is skipped. Callers may prune by removing DIR entries before asking for the next
+        pair. Depth first on fast storage; on storage with latency (``Features.slow_io``) several folders
+        are listed at once, in no particular order."""
+        if self.features.slow_io:
+            yield from self._walk_concurrently(clean_relpath(top))
+            return
         stack = [clean_relpath(top)]
         while stack:
             folder = stack.pop()
@@ -195,3 +201,32 @@ class Backend(ABC):
                 for e in sorted(entries, key=lambda e: e.name, reverse=True)
                 if e.kind is EntryKind.DIR
             )
+
+    #: Folders listed at once on storage with latency.
+    walk_concurrency = 8
+
+    def _walk_concurrently(self, top: str) -> Iterator[tuple[str, list[Entry] | BackendError]]:
+        def listing(folder: str) -> tuple[str, list[Entry] | BackendError]:
+            try:
+                return folder, self.list_dir(folder)
+            except UnreachableError:
+                raise  # the whole source is gone: the caller must hear it, not a folder error
+            except BackendError as exc:
+                return folder, exc
+
+        pending: list[str] = [top]
+        running: set[cf.Future[tuple[str, list[Entry] | BackendError]]] = set()
+        with cf.ThreadPoolExecutor(self.walk_concurrency, thread_name_prefix="mediamesh-list") as pool:
+            try:
+                while pending or running:
+                    while pending and len(running) < self.walk_concurrency:
+                        running.add(pool.submit(listing, pending.pop()))
+                    done, running = cf.wait(running, return_when=cf.FIRST_COMPLETED)
+                    for future in done:
+                        folder, entries = future.result()
+                        yield folder, entries  # the caller prunes here
+                        if not isinstance(entries, BackendError):
+                            pending.extend(join(folder, e.name) for e in entries if e.kind is EntryKind.DIR)
+            finally:
+                for future in running:
+                    future.cancel()

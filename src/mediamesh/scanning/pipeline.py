@@ -118,6 +118,8 @@ class Scanner:
         self._last_save = time.monotonic()
         self.scan_id = 0
         self._has_rows = True
+        #: Set when the scan found the source unreachable: the caller records the source offline at once.
+        self.unreachable: str | None = None
 
     # -- entry point -------------------------------------------------------------------------------------
     def run(self) -> int:
@@ -137,7 +139,11 @@ class Scanner:
             status, error = self._finish()
         except ScanRefused as exc:
             status, error = "failed", str(exc)
-        except (ScanInterrupted, UnreachableError) as exc:
+            self.unreachable = exc.unreachable
+        except UnreachableError as exc:
+            status, error = "interrupted", str(exc)
+            self.unreachable = str(exc)
+        except ScanInterrupted as exc:
             status, error = "interrupted", str(exc) or "interrupted"
         except KeyboardInterrupt:
             status, error = "interrupted", "interrupted by the user"
@@ -235,6 +241,7 @@ class Scanner:
         try:
             check_reachable(self.backend, self.source.identity, self.source.name)
         except ScanRefused as exc:
+            self.unreachable = exc.unreachable
             return "interrupted", f"{exc} (checked again at the end of the scan; nothing was marked missing)"
         with self.catalog.read() as conn:
             vanishing = conn.execute(

@@ -12,7 +12,12 @@ from mediamesh.backends.base import Backend, BackendError, EntryKind
 
 
 class ScanRefused(Exception):
-    """The scan must not go on; the message says why in words a user can act on."""
+    """The scan must not go on; the message says why in words a user can act on. ``unreachable`` holds
+    the probe's error when the reason is that the source cannot be reached."""
+
+    def __init__(self, message: str, unreachable: str | None = None) -> None:
+        super().__init__(message)
+        self.unreachable = unreachable
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +42,7 @@ def identity_changes(recorded: Mapping[str, str], now: Mapping[str, str]) -> lis
 def check_reachable(backend: Backend, recorded_identity: Mapping[str, str], name: str) -> None:
     probe = backend.probe()
     if not probe.reachable:
-        raise ScanRefused(f"source {name!r} is unreachable: {probe.error}")
+        raise ScanRefused(f"source {name!r} is unreachable: {probe.error}", unreachable=probe.error)
     changes = identity_changes(recorded_identity, probe.identity)
     if changes:
         raise ScanRefused(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime
 from typing import Any
 
 from mediamesh.backends.base import InvalidPathError, clean_relpath
@@ -11,7 +12,7 @@ from mediamesh.context import Context
 from mediamesh.errors import InvalidInput, NotFound
 from mediamesh.scanning.pipeline import ProgressFn, Scanner, ScanOptions, SourceRef
 from mediamesh.scanning.safety import MissingPolicy
-from mediamesh.services.sources import backend_for, check_source, find_source, path_filter_for
+from mediamesh.services.sources import backend_for, check_source, find_source, path_filter_for, record_health
 
 
 def run_scan(
@@ -47,10 +48,21 @@ def run_scan(
     )
     source = SourceRef(row.id, row.name, dict(row.identity or {}), path_filter_for(row))
     backend = backend_for(ctx, row)
+    scanner = Scanner(ctx.catalog, backend, source, options, progress, cancel)
     try:
-        scan_id = Scanner(ctx.catalog, backend, source, options, progress, cancel).run()
+        scan_id = scanner.run()
     finally:
         backend.close()
+        if scanner.unreachable is not None:  # known now; the next health probe would only say it later
+            record_health(
+                ctx,
+                row.id,
+                {
+                    "health_status": "offline",
+                    "health_checked_at": datetime.now(UTC),
+                    "health_error": scanner.unreachable,
+                },
+            )
     return get_scan(ctx, scan_id)
 
 
