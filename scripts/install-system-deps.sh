@@ -22,7 +22,7 @@ fi
 missing=()
 for pair in "${needed[@]}"; do
   cmd=${pair%%:*}; pkg=${pair#*:}
-  command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
+  command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || missing+=("$pkg")
 done
 [ -n "${missing_dev:-}" ] && missing+=("$missing_dev")
 [ ${#missing[@]} -eq 0 ] && exit 0

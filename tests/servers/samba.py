@@ -82,9 +82,10 @@ class SambaServer:
             raise RuntimeError("smbd is not installed: run 'make test', which installs samba")
         conf = self._conf()
         if subprocess.run(["id", USER], check=False, capture_output=True).returncode != 0:
-            subprocess.run(["useradd", "-M", "-s", "/usr/sbin/nologin", USER], check=True)
+            useradd = shutil.which("useradd") or "/usr/sbin/useradd"
+            subprocess.run([useradd, "-M", "-s", "/usr/sbin/nologin", USER], check=True)
         subprocess.run(
-            ["smbpasswd", "-c", str(conf), "-a", "-s", USER],
+            [shutil.which("smbpasswd") or "/usr/bin/smbpasswd", "-c", str(conf), "-a", "-s", USER],
             input=f"{PASSWORD}\n{PASSWORD}\n".encode(),
             check=True,
             capture_output=True,
