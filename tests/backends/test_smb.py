@@ -94,14 +94,8 @@ def test_bad_smb_locations(url: str) -> None:
         parse_location(url)
 
 
-class TestSmbFastReadConformance(BackendConformance):
+class TestSmbFastReadConformance(TestSmbConformance):
     """The same suite with every file read through libsmbclient (the smb-fast extra), not only large ones."""
-
-    @pytest.fixture
-    def served_root(self, samba: SambaServer) -> Path:
-        root = samba.share_dir / uuid.uuid4().hex
-        root.mkdir()
-        return root
 
     @pytest.fixture
     def backend(self, samba: SambaServer, served_root: Path) -> Iterator[Backend]:

@@ -41,10 +41,22 @@ def find_source(conn: Connection, id_or_name: str | int) -> Any:
     return row
 
 
+def secret_of(ctx: Context, row: Any) -> dict[str, Any] | None:
+    """A stored source's credentials, decrypted only for the use at hand."""
+    return SecretBox.from_settings(ctx.settings).open(row.secret) if row.secret else None
+
+
 def backend_for(ctx: Context, row: Any) -> Backend:
-    """The backend of a stored source, its password decrypted only here, only for this use."""
-    secret = SecretBox.from_settings(ctx.settings).open(row.secret) if row.secret else None
-    return open_backend(row.kind, row.location, secret)
+    return open_backend(row.kind, row.location, secret_of(ctx, row))
+
+
+def probe_location(kind: str, location: str, secret: dict[str, Any] | None) -> ProbeResult:
+    """Probe a location with a backend of its own, closed right after."""
+    backend = open_backend(kind, location, secret)
+    try:
+        return backend.probe()
+    finally:
+        backend.close()
 
 
 def path_filter_for(row: Any) -> PathFilter:
@@ -124,11 +136,7 @@ def add_source(
         raise InvalidInput(f"{loc.kind} sources take no password")
     options = {"include": validate_globs(include or []), "exclude": validate_globs(exclude or [])}
     secret = {"password": password} if password is not None else None
-    backend = open_backend(loc.kind, loc.display, secret)
-    try:
-        probe = backend.probe()
-    finally:
-        backend.close()
+    probe = probe_location(loc.kind, loc.display, secret)
     if not probe.reachable and not force:
         raise SourceUnavailable(
             f"cannot register {name!r}: {probe.error} (use --force to register it anyway)"
@@ -220,11 +228,7 @@ def check_source(ctx: Context, id_or_name: str) -> dict[str, Any]:
     """Probe a source now and record its health."""
     with ctx.catalog.read() as conn:
         row = find_source(conn, id_or_name)
-    backend = backend_for(ctx, row)
-    try:
-        probe = backend.probe()
-    finally:
-        backend.close()
+    probe = probe_location(row.kind, row.location, secret_of(ctx, row))
     record_health(ctx, row.id, health_values(row, probe))
     return show_source(ctx, str(row.id))
 
@@ -252,7 +256,7 @@ def update_source(
     if exclude is not None:
         options["exclude"] = validate_globs(exclude)
     values["options"] = options
-    secret = SecretBox.from_settings(ctx.settings).open(row.secret) if row.secret else None
+    secret = secret_of(ctx, row)
     if password is not None:
         if row.kind not in WITH_PASSWORD:
             raise InvalidInput(f"{row.kind} sources take no password")
@@ -266,11 +270,7 @@ def update_source(
         kind, display = loc.kind, loc.display
         values["location"] = display
     if location is not None or password is not None:
-        backend = open_backend(kind, display, secret)
-        try:
-            probe = backend.probe()
-        finally:
-            backend.close()
+        probe = probe_location(kind, display, secret)
         if not probe.reachable and not force:
             raise SourceUnavailable(
                 f"cannot reach {display}: {probe.error} (use --force to change it anyway)"
@@ -296,9 +296,7 @@ def update_source(
 def password_matches(ctx: Context, id_or_name: str, password: str) -> bool:
     with ctx.catalog.read() as conn:
         row = find_source(conn, id_or_name)
-    if not row.secret:
-        return False
-    return bool(SecretBox.from_settings(ctx.settings).open(row.secret).get("password") == password)
+    return bool((secret_of(ctx, row) or {}).get("password") == password)
 
 
 def set_mounted(ctx: Context, id_or_name: str, mounted: bool) -> dict[str, Any]:
