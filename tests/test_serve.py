@@ -48,3 +48,27 @@ def test_serve_starts_answers_health_and_stops(tmp_path: Path) -> None:
     assert proc.returncode in (0, -signal.SIGTERM), stderr
     assert "Application shutdown complete" in stderr
     assert f"http://127.0.0.1:{port}/" in stderr and "Traceback" not in stderr
+    # The first start prints an admin token once; it works, and a second start does not print another.
+    lines = stderr.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("First start: an admin token"))
+    admin = next(line.strip() for line in lines[at + 1 :] if line.strip().startswith("mm_"))
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/api/v1/sources", headers={"Authorization": f"Bearer {admin}"}
+    )
+    again = subprocess.Popen(
+        [sys.executable, "-m", "mediamesh", "serve"], env=env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 30
+        sources = None
+        while time.monotonic() < deadline and sources is None:
+            try:
+                with urllib.request.urlopen(request, timeout=2) as resp:
+                    sources = json.loads(resp.read())
+            except OSError:
+                time.sleep(0.2)
+        assert sources == {"data": [], "count": 0}
+    finally:
+        again.send_signal(signal.SIGTERM)
+        _, second = again.communicate(timeout=20)
+    assert "First start" not in second

@@ -8,6 +8,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from mediamesh import __version__
+from mediamesh.api import errors
+from mediamesh.api.routes import sources, tokens
+from mediamesh.api.security import AllowlistMiddleware, FailedLogins
 from mediamesh.catalog.scans import recover_abandoned
 from mediamesh.config import Settings
 from mediamesh.context import create_context
@@ -38,6 +41,11 @@ def create_app(settings: Settings) -> FastAPI:
         redoc_url=None,
     )
     app.state.ctx = ctx
+    app.state.failed_logins = FailedLogins()
+    app.add_middleware(AllowlistMiddleware, allow=settings.allow)
+    errors.install(app)
+    app.include_router(sources.router)
+    app.include_router(tokens.router)
 
     @app.get("/api/v1/health", tags=["health"])
     def health() -> dict[str, str]:

@@ -76,6 +76,20 @@ source_mounts = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
+#: API tokens: only a SHA-256 of each token is stored; the token itself is shown once, when created.
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(64), nullable=False),
+    Column("scope", String(8), nullable=False),  # read < write < admin
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(12), nullable=False),  # the first characters, to recognise a token in a list
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_used_at", DateTime(timezone=True), nullable=True),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+)
+
 media = Table(
     "media",
     metadata,

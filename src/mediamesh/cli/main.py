@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from mediamesh import __version__
-from mediamesh.cli import media, scan, serve, source
+from mediamesh.cli import media, scan, serve, source, token
 
 app = typer.Typer(
     name="mediamesh",
@@ -16,6 +16,7 @@ app = typer.Typer(
 )
 app.add_typer(source.app, name="source")
 app.add_typer(media.app, name="media")
+app.add_typer(token.app, name="token")
 app.command("scan")(scan.scan)
 app.command("whereis")(media.whereis)
 app.command("serve")(serve.serve)

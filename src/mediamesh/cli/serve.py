@@ -22,6 +22,7 @@ def serve(
     from mediamesh.api.app import create_app
     from mediamesh.config import Settings
     from mediamesh.errors import MediameshError
+    from mediamesh.services.tokens import ADMIN_TOKEN_FILE, ensure_admin_token
 
     overrides: dict[str, Any] = {
         k: v
@@ -39,4 +40,11 @@ def serve(
     err.print(
         f"mediamesh is listening on http://{shown}:{settings.port}/ (catalog: {settings.data_dir.resolve()})"
     )
+    admin = ensure_admin_token(app.state.ctx)
+    if admin is not None:
+        err.print(
+            "First start: an admin token was created. It is shown only now (and kept in "
+            f"{settings.data_dir.resolve() / ADMIN_TOKEN_FILE}, mode 0600):"
+        )
+        err.print(admin, markup=False, highlight=False)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", lifespan="on")

@@ -1,0 +1,78 @@
+"""``/api/v1/sources``: the same service layer as ``mediamesh source``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field
+
+from mediamesh.api.deps import Ctx
+from mediamesh.api.security import Read, Write
+from mediamesh.services import sources as svc
+
+router = APIRouter(prefix="/api/v1/sources", tags=["sources"])
+
+
+class SourceCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(max_length=64, examples=["nas19"])
+    location: str = Field(max_length=4096, examples=["smb://media@192.168.0.19/video", "/mnt/media"])
+    password: str | None = Field(None, max_length=1024, description="Stored encrypted, never returned.")
+    include: list[str] = Field(default_factory=list, max_length=100)
+    exclude: list[str] = Field(default_factory=list, max_length=100)
+    force: bool = Field(False, description="Register even if the location cannot be reached now.")
+
+
+class SourceUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    location: str | None = Field(None, max_length=4096)
+    password: str | None = Field(None, max_length=1024)
+    include: list[str] | None = Field(None, max_length=100)
+    exclude: list[str] | None = Field(None, max_length=100)
+    enabled: bool | None = Field(None, description="False unmounts the source; true mounts it again.")
+    force: bool = False
+
+
+@router.get("")
+def list_sources(ctx: Ctx, _: Read) -> dict[str, Any]:
+    data = svc.list_sources(ctx)
+    return {"data": data, "count": len(data)}
+
+
+@router.post("", status_code=201)
+def add_source(body: SourceCreate, ctx: Ctx, _: Write) -> dict[str, Any]:
+    return svc.add_source(
+        ctx, body.name, body.location, body.include, body.exclude, body.force, body.password
+    )
+
+
+@router.get("/{id_or_name}")
+def show_source(id_or_name: str, ctx: Ctx, _: Read) -> dict[str, Any]:
+    return svc.show_source(ctx, id_or_name)
+
+
+@router.patch("/{id_or_name}")
+def update_source(id_or_name: str, body: SourceUpdate, ctx: Ctx, _: Write) -> dict[str, Any]:
+    if body.enabled is not None and body.model_fields_set == {"enabled"}:
+        return svc.set_mounted(ctx, id_or_name, body.enabled)
+    return svc.update_source(
+        ctx,
+        id_or_name,
+        location=body.location,
+        include=body.include,
+        exclude=body.exclude,
+        password=body.password,
+        enabled=body.enabled,
+        force=body.force,
+    )
+
+
+@router.delete("/{id_or_name}")
+def remove_source(id_or_name: str, ctx: Ctx, _: Write) -> dict[str, Any]:
+    return svc.remove_source(ctx, id_or_name)
+
+
+@router.post("/{id_or_name}/check")
+def check_source(id_or_name: str, ctx: Ctx, _: Write) -> dict[str, Any]:
+    return svc.check_source(ctx, id_or_name)

@@ -1,0 +1,37 @@
+"""``/api/v1/tokens`` (admin): create (shown once), list, revoke."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field
+
+from mediamesh.api.deps import Ctx
+from mediamesh.api.security import Admin
+from mediamesh.services import tokens as svc
+
+router = APIRouter(prefix="/api/v1/tokens", tags=["tokens"])
+
+
+class TokenCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=64)
+    scope: str = Field(pattern="^(read|write|admin)$")
+
+
+@router.get("")
+def list_tokens(ctx: Ctx, _: Admin) -> dict[str, Any]:
+    data = svc.list_tokens(ctx)
+    return {"data": data, "count": len(data)}
+
+
+@router.post("", status_code=201)
+def create_token(body: TokenCreate, ctx: Ctx, caller: Admin) -> dict[str, Any]:
+    token, value = svc.create_token(ctx, body.name, body.scope, granted_by=caller["scope"])
+    return {**token, "token": value}
+
+
+@router.delete("/{token_id}")
+def revoke_token(token_id: int, ctx: Ctx, _: Admin) -> dict[str, Any]:
+    return svc.revoke_token(ctx, token_id)

@@ -1,0 +1,122 @@
+"""API tokens: 32 random bytes, shown once, stored only as a SHA-256, with a scope (read < write < admin).
+
+A token never creates a token with more scope than its own. On the first start of the server, when there
+is no token at all, one admin token is made, printed once, and written to ``admin-token`` (mode 0600) in
+the data dir so that a new user can log in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+
+from mediamesh.catalog.schema import tokens
+from mediamesh.context import Context
+from mediamesh.errors import InvalidInput, NotFound
+
+SCOPES = ("read", "write", "admin")
+PREFIX = "mm_"
+ADMIN_TOKEN_FILE = "admin-token"
+
+
+def rank(scope: str) -> int:
+    return SCOPES.index(scope)
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _public(row: Any) -> dict[str, Any]:
+    def iso(v: datetime | None) -> str | None:
+        return None if v is None else (v if v.tzinfo else v.replace(tzinfo=UTC)).isoformat()
+
+    return {
+        "id": row.id,
+        "name": row.name,
+        "scope": row.scope,
+        "prefix": row.prefix,
+        "created_at": iso(row.created_at),
+        "last_used_at": iso(row.last_used_at),
+        "revoked": row.revoked_at is not None,
+    }
+
+
+def create_token(
+    ctx: Context, name: str, scope: str, granted_by: str | None = None
+) -> tuple[dict[str, Any], str]:
+    """A new token and its secret value (returned once). ``granted_by`` is the creator's scope, if a token."""
+    if scope not in SCOPES:
+        raise InvalidInput(f"invalid scope {scope!r}: use one of {', '.join(SCOPES)}")
+    name = name.strip()
+    if not name or len(name) > 64:
+        raise InvalidInput("a token needs a name of 1 to 64 characters")
+    if granted_by is not None and rank(scope) > rank(granted_by):
+        raise InvalidInput(f"a {granted_by} token cannot create a {scope} token")
+    value = PREFIX + secrets.token_urlsafe(32)
+    with ctx.catalog.write() as conn:
+        key = conn.execute(
+            insert(tokens).values(
+                name=name,
+                scope=scope,
+                token_hash=_hash(value),
+                prefix=value[:10],
+                created_at=datetime.now(UTC),
+            )
+        ).inserted_primary_key
+        assert key is not None
+        row = conn.execute(select(tokens).where(tokens.c.id == key[0])).one()
+    return _public(row), value
+
+
+def list_tokens(ctx: Context) -> list[dict[str, Any]]:
+    with ctx.catalog.read() as conn:
+        return [_public(r) for r in conn.execute(select(tokens).order_by(tokens.c.id))]
+
+
+def revoke_token(ctx: Context, token_id: int) -> dict[str, Any]:
+    with ctx.catalog.write() as conn:
+        row = conn.execute(select(tokens).where(tokens.c.id == token_id)).first()
+        if row is None:
+            raise NotFound(f"no token {token_id}")
+        conn.execute(update(tokens).where(tokens.c.id == token_id).values(revoked_at=datetime.now(UTC)))
+        return _public(conn.execute(select(tokens).where(tokens.c.id == token_id)).one())
+
+
+def verify(ctx: Context, value: str) -> dict[str, Any] | None:
+    """The token a bearer value belongs to, if valid and not revoked; its last use is recorded."""
+    if not value.startswith(PREFIX) or len(value) > 100:
+        return None
+    digest = _hash(value)
+    with ctx.catalog.read() as conn:
+        row = conn.execute(select(tokens).where(tokens.c.token_hash == digest)).first()
+    # The lookup is by a hash of the value, so its timing tells nothing about the value itself.
+    if row is None or row.revoked_at is not None or not secrets.compare_digest(row.token_hash, digest):
+        return None
+    now = datetime.now(UTC)
+    last = row.last_used_at
+    if last is None or (now - (last if last.tzinfo else last.replace(tzinfo=UTC))).total_seconds() > 60:
+        with (
+            ctx.catalog.write() as conn
+        ):  # at most once a minute: a busy client must not turn reads into writes
+            conn.execute(update(tokens).where(tokens.c.id == row.id).values(last_used_at=now))
+    return _public(row)
+
+
+def ensure_admin_token(ctx: Context) -> str | None:
+    """On the very first start (no token at all): make an admin token, write it to a 0600 file in the data
+    dir, and return it to be printed once. Otherwise None."""
+    with ctx.catalog.read() as conn:
+        if conn.execute(select(func.count()).select_from(tokens)).scalar_one():
+            return None
+    _, value = create_token(ctx, "admin (first start)", "admin")
+    path = ctx.settings.data_dir / ADMIN_TOKEN_FILE
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(value + "\n")
+    return value

@@ -1,0 +1,181 @@
+"""The LAN API's access control and source routes (the first part of the API issue)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from mediamesh.api.app import create_app
+from mediamesh.services import tokens as token_svc
+from tests.conftest import make_settings, write
+
+
+@pytest.fixture
+def app_client(tmp_path: Path) -> Iterator[TestClient]:
+    app = create_app(make_settings(tmp_path))
+    with TestClient(app, client=("127.0.0.1", 40000)) as client:
+        yield client
+
+
+def token(client: TestClient, scope: str) -> dict[str, str]:
+    _, value = token_svc.create_token(client.app.state.ctx, f"{scope} test", scope)  # type: ignore[attr-defined]
+    return {"Authorization": f"Bearer {value}"}
+
+
+ROUTES = [
+    ("get", "/api/v1/sources"),
+    ("post", "/api/v1/sources"),
+    ("get", "/api/v1/sources/x"),
+    ("patch", "/api/v1/sources/x"),
+    ("delete", "/api/v1/sources/x"),
+    ("post", "/api/v1/sources/x/check"),
+    ("get", "/api/v1/tokens"),
+    ("post", "/api/v1/tokens"),
+    ("delete", "/api/v1/tokens/1"),
+]
+
+
+def test_health_needs_no_token(app_client: TestClient) -> None:
+    body = app_client.get("/api/v1/health").json()
+    assert body["status"] == "ok" and body["version"]
+
+
+@pytest.mark.parametrize(("method", "path"), ROUTES)
+def test_every_route_but_health_needs_a_token(app_client: TestClient, method: str, path: str) -> None:
+    for headers in ({}, {"Authorization": "Bearer mm_not-a-token"}, {"Authorization": "Basic abc"}):
+        response = app_client.request(method, path, headers=headers)
+        assert response.status_code == 401, (method, path, response.text)
+        assert response.json()["error"]["code"] == "unauthorized"
+
+
+def test_scopes(app_client: TestClient, library: Path) -> None:
+    read, write_, admin = token(app_client, "read"), token(app_client, "write"), token(app_client, "admin")
+    assert app_client.get("/api/v1/sources", headers=read).status_code == 200
+    denied = app_client.post("/api/v1/sources", json={"name": "lib", "location": str(library)}, headers=read)
+    assert denied.status_code == 403 and "write" in denied.json()["error"]["message"]
+    assert (
+        app_client.post(
+            "/api/v1/sources", json={"name": "lib", "location": str(library)}, headers=write_
+        ).status_code
+        == 201
+    )
+    assert app_client.get("/api/v1/tokens", headers=write_).status_code == 403
+    assert app_client.get("/api/v1/tokens", headers=admin).status_code == 200
+
+
+def test_sources_over_http(app_client: TestClient, library: Path) -> None:
+    auth = token(app_client, "write")
+    write(library / "a.jpg", 100)
+    created = app_client.post("/api/v1/sources", json={"name": "lib", "location": str(library)}, headers=auth)
+    assert created.status_code == 201
+    source = created.json()
+    assert {"id", "name", "kind", "location", "enabled", "health", "last_scan"} <= set(source)
+    assert set(source["health"]) >= {
+        "status",
+        "checked_at",
+        "error",
+        "latency_ms",
+        "capacity_bytes",
+        "free_bytes",
+    }
+    assert app_client.get(f"/api/v1/sources/{source['id']}", headers=auth).json()["name"] == "lib"
+    listed = app_client.get("/api/v1/sources", headers=auth).json()
+    assert listed["count"] == 1 and listed["data"][0]["name"] == "lib"
+    assert app_client.post("/api/v1/sources/lib/check", headers=auth).json()["health"]["status"] == "online"
+    unmounted = app_client.patch("/api/v1/sources/lib", json={"enabled": False}, headers=auth).json()
+    assert unmounted["enabled"] is False and unmounted["mount"]["state"] == "disconnected"
+    assert app_client.delete("/api/v1/sources/lib", headers=auth).json()["name"] == "lib"
+    assert app_client.get("/api/v1/sources/lib", headers=auth).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({"name": "Bad Name", "location": "/tmp"}, 422, "invalid_input"),
+        ({"name": "x", "location": "ftp://nope"}, 422, "invalid_input"),
+        ({"name": "x"}, 422, "invalid_input"),
+        ({"name": "x", "location": "/tmp", "colour": "red"}, 422, "invalid_input"),
+        ({"name": "x", "location": "/definitely/not/here"}, 503, "source_unavailable"),
+        ({"name": "x", "location": "/tmp", "exclude": ["[oops"]}, 422, "invalid_input"),
+    ],
+)
+def test_bad_input_gets_the_error_body(
+    app_client: TestClient, body: dict[str, object], status: int, code: str
+) -> None:
+    response = app_client.post("/api/v1/sources", json=body, headers=token(app_client, "write"))
+    assert response.status_code == status, response.text
+    assert response.json()["error"]["code"] == code and response.json()["error"]["message"]
+
+
+def test_passwords_are_never_returned(app_client: TestClient, tmp_path: Path) -> None:
+    auth = token(app_client, "write")
+    body = {
+        "name": "nas",
+        "location": "smb://u@127.0.0.1:1/share",
+        "password": "hunter2-secret",
+        "force": True,
+    }
+    created = app_client.post("/api/v1/sources", json=body, headers=auth)
+    assert created.status_code == 201, created.text
+    for response in (
+        created,
+        app_client.get("/api/v1/sources", headers=auth),
+        app_client.get("/api/v1/sources/nas", headers=auth),
+    ):
+        assert "hunter2-secret" not in response.text
+
+
+def test_tokens_are_shown_once_and_can_be_revoked(app_client: TestClient) -> None:
+    admin = token(app_client, "admin")
+    made = app_client.post("/api/v1/tokens", json={"name": "laptop", "scope": "read"}, headers=admin).json()
+    new = {"Authorization": f"Bearer {made['token']}"}
+    assert app_client.get("/api/v1/sources", headers=new).status_code == 200
+    listed = app_client.get("/api/v1/tokens", headers=admin).text
+    assert made["token"] not in listed and made["prefix"] in listed
+    assert app_client.delete(f"/api/v1/tokens/{made['id']}", headers=admin).json()["revoked"] is True
+    assert app_client.get("/api/v1/sources", headers=new).status_code == 401
+    bad = app_client.post("/api/v1/tokens", json={"name": "x", "scope": "root"}, headers=admin)
+    assert bad.status_code == 422
+
+
+def test_a_token_cannot_grant_more_than_it_has(app_client: TestClient) -> None:
+    from mediamesh.errors import InvalidInput
+
+    with pytest.raises(InvalidInput, match="cannot create"):
+        token_svc.create_token(app_client.app.state.ctx, "x", "admin", granted_by="write")  # type: ignore[attr-defined]
+
+
+def test_addresses_outside_the_allowlist_are_refused(tmp_path: Path) -> None:
+    app = create_app(make_settings(tmp_path, allow="127.0.0.0/8"))
+    with TestClient(app, client=("192.168.0.19", 40000)) as outsider:
+        response = outsider.get("/api/v1/health")
+        assert response.status_code == 403 and response.json()["error"]["code"] == "forbidden"
+    with TestClient(app, client=("127.0.0.1", 40000)) as insider:
+        assert insider.get("/api/v1/health").status_code == 200
+
+
+def test_repeated_bad_tokens_are_slowed_down(app_client: TestClient) -> None:
+    bad = {"Authorization": "Bearer mm_wrong"}
+    times = []
+    for _ in range(8):
+        t0 = time.monotonic()
+        assert app_client.get("/api/v1/sources", headers=bad).status_code == 401
+        times.append(time.monotonic() - t0)
+    assert max(times[:5]) < 0.2 and times[-1] >= 0.9
+
+
+def test_first_start_makes_one_admin_token(tmp_path: Path) -> None:
+    app = create_app(make_settings(tmp_path))
+    ctx = app.state.ctx
+    value = token_svc.ensure_admin_token(ctx)
+    assert value is not None and token_svc.verify(ctx, value)["scope"] == "admin"  # type: ignore[index]
+    saved = tmp_path / "data" / token_svc.ADMIN_TOKEN_FILE
+    assert saved.read_text().strip() == value and saved.stat().st_mode & 0o777 == 0o600
+    assert token_svc.ensure_admin_token(ctx) is None  # only on the very first start
+    assert json.dumps(token_svc.list_tokens(ctx)).count(value) == 0
+    ctx.close()
