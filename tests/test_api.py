@@ -36,6 +36,11 @@ ROUTES = [
     ("post", "/api/v1/sources/x/check"),
     ("get", "/api/v1/tokens"),
     ("post", "/api/v1/tokens"),
+    ("get", "/api/v1/media"),
+    ("get", "/api/v1/media/" + "a" * 64),
+    ("get", "/api/v1/files"),
+    ("post", "/api/v1/sources/x/scans"),
+    ("get", "/api/v1/scans/1"),
     ("delete", "/api/v1/tokens/1"),
 ]
 
@@ -179,3 +184,59 @@ def test_first_start_makes_one_admin_token(tmp_path: Path) -> None:
     assert token_svc.ensure_admin_token(ctx) is None  # only on the very first start
     assert json.dumps(token_svc.list_tokens(ctx)).count(value) == 0
     ctx.close()
+
+
+def test_scan_over_http_and_query_the_catalog(app_client: TestClient, library: Path) -> None:
+    auth = token(app_client, "write")
+    clip = write(library / "sub" / "clip.mp4", 5000)
+    write(library / "sub" / "copy.mp4", clip.read_bytes())
+    write(library / "other" / "song.flac", 300)
+    assert (
+        app_client.post(
+            "/api/v1/sources", json={"name": "lib", "location": str(library)}, headers=auth
+        ).status_code
+        == 201
+    )
+    started = app_client.post("/api/v1/sources/lib/scans", json={}, headers=auth)
+    assert started.status_code == 202, started.text
+    scan_id = started.json()["id"]
+    deadline = time.monotonic() + 30
+    while (scan := app_client.get(f"/api/v1/scans/{scan_id}", headers=auth).json())["status"] == "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert (scan["status"], scan["files_new"]) == ("completed", 3)
+    media = app_client.get("/api/v1/media", headers=auth).json()
+    assert media["count"] == 2
+    dupes = app_client.get("/api/v1/media?duplicates=true", headers=auth).json()
+    assert [len(m["locations"]) for m in dupes["data"]] == [2]
+    one = app_client.get(f"/api/v1/media/{dupes['data'][0]['id']}", headers=auth).json()
+    assert sorted(loc["path"] for loc in one["locations"]) == ["sub/clip.mp4", "sub/copy.mp4"]
+    files = app_client.get("/api/v1/files?source=lib&path_prefix=sub", headers=auth).json()
+    assert sorted(f["path"] for f in files["data"]) == ["sub/clip.mp4", "sub/copy.mp4"]
+    page = app_client.get("/api/v1/files?limit=1", headers=auth).json()
+    assert page["count"] == 3 and len(page["data"]) == 1 and page["next"] is not None
+    sub_scan = app_client.post("/api/v1/sources/lib/scans", json={"path": "other"}, headers=auth)
+    assert sub_scan.status_code == 202 and sub_scan.json()["path"] == "other"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("get", "/api/v1/media?limit=0", 422),
+        ("get", "/api/v1/media?limit=100000", 422),
+        ("get", "/api/v1/media?state=gone", 422),
+        ("get", "/api/v1/media?cursor=zzz", 422),
+        ("get", "/api/v1/media/not-an-id", 422),
+        ("get", "/api/v1/media/" + "0" * 64, 404),
+        ("get", "/api/v1/scans/999", 404),
+        ("get", "/api/v1/scans/abc", 422),
+        ("post", "/api/v1/sources/nope/scans", 404),
+        ("get", "/api/v1/files?cursor=-1", 422),
+    ],
+)
+def test_bad_queries_are_4xx_with_the_error_body(
+    app_client: TestClient, method: str, path: str, status: int
+) -> None:
+    response = app_client.request(method, path, headers=token(app_client, "write"))
+    assert response.status_code == status, response.text
+    assert response.json()["error"]["message"]

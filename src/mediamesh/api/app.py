@@ -9,17 +9,19 @@ from fastapi import FastAPI
 
 from mediamesh import __version__
 from mediamesh.api import errors
-from mediamesh.api.routes import sources, tokens
+from mediamesh.api.routes import catalog, sources, tokens
 from mediamesh.api.security import AllowlistMiddleware, FailedLogins
 from mediamesh.catalog.scans import recover_abandoned
 from mediamesh.config import Settings
 from mediamesh.context import create_context
 from mediamesh.services.lifecycle import SourceManager
+from mediamesh.services.scan_runner import ScanRunner
 
 
 def create_app(settings: Settings) -> FastAPI:
     ctx = create_context(settings)  # opens and migrates the catalog before the first request
     manager = SourceManager(ctx, settings.health_interval)
+    scans = ScanRunner(ctx)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -29,6 +31,7 @@ def create_app(settings: Settings) -> FastAPI:
         # In the background: applying sources.yaml and restoring every source; start-up never waits.
         manager.start(declared)
         yield
+        scans.stop()  # running scans are cancelled: they end interrupted and resume on the next scan
         manager.stop()
         ctx.close()
 
@@ -42,10 +45,12 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.ctx = ctx
     app.state.failed_logins = FailedLogins()
+    app.state.scans = scans
     app.add_middleware(AllowlistMiddleware, allow=settings.allow)
     errors.install(app)
     app.include_router(sources.router)
     app.include_router(tokens.router)
+    app.include_router(catalog.router)
 
     @app.get("/api/v1/health", tags=["health"])
     def health() -> dict[str, str]:

@@ -103,7 +103,9 @@ class Scanner:
         options: ScanOptions,
         progress: ProgressFn | None = None,
         cancel: threading.Event | None = None,
+        on_started: Callable[[int], None] | None = None,
     ) -> None:
+        self.on_started = on_started
         self.catalog = catalog
         self.backend = backend
         self.source = source
@@ -125,6 +127,8 @@ class Scanner:
     def run(self) -> int:
         """Run the scan to its end; returns the scan id. The scan row holds the outcome."""
         self.scan_id = begin_scan(self.catalog, self.source.id, self.top)
+        if self.on_started is not None:
+            self.on_started(self.scan_id)
         status, error = "failed", None
         try:
             preflight(

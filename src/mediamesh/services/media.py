@@ -189,3 +189,61 @@ def _resolve_path(conn: Connection, text: str) -> list[tuple[int, str, bool]]:
     row = find_source(conn, source_name)
     ci = open_backend(row.kind, row.location).features.case_insensitive
     return [(row.id, rel.strip("/"), ci)]
+
+
+def list_files(
+    ctx: Context,
+    source: str | None = None,
+    path_prefix: str | None = None,
+    state: str | None = None,
+    limit: int = 100,
+    cursor: int | None = None,
+) -> dict[str, Any]:
+    """A page of locations, ordered by their id; ``next`` is the cursor of the following page."""
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}")
+    if state is not None and state not in STATES:
+        raise InvalidInput(f"invalid state {state!r}: use one of {', '.join(STATES)}")
+    with ctx.catalog.read() as conn:
+        conds: list[ColumnElement[bool]] = []
+        if source is not None:
+            conds.append(files.c.source_id == find_source(conn, source).id)
+        if path_prefix:
+            prefix = path_prefix.strip("/")
+            # A range, not LIKE: it uses the (source, path) index and treats % and _ as the characters they are.
+            conds.append(
+                or_(files.c.path == prefix, and_(files.c.path >= prefix + "/", files.c.path < prefix + "0"))
+            )
+        if state is not None:
+            conds.append(_location_state == state)
+        query = (
+            select(
+                files.c.id,
+                sources.c.name,
+                files.c.path,
+                files.c.size,
+                files.c.mtime_ns,
+                files.c.media_id,
+                _location_state.label("state"),
+            )
+            .join(sources, sources.c.id == files.c.source_id)
+            .where(*conds)
+        )
+        count = conn.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+        if cursor is not None:
+            query = query.where(files.c.id > cursor)
+        rows = conn.execute(query.order_by(files.c.id).limit(limit + 1)).all()
+    page = rows[:limit]
+    data = [
+        {
+            "id": r.id,
+            "source": r.name,
+            "path": r.path,
+            "size": r.size,
+            "mtime_ns": r.mtime_ns,
+            "media_id": r.media_id,
+            "state": r.state,
+        }
+        for r in page
+    ]
+    return {"data": data, "count": count, "next": page[-1].id if len(rows) > limit else None}

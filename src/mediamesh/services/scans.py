@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,6 +23,7 @@ def run_scan(
     confirm_missing: bool = False,
     progress: ProgressFn | None = None,
     cancel: threading.Event | None = None,
+    on_started: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Scan a source (or one folder of it) now, in this thread; returns the scan summary."""
     try:
@@ -48,7 +50,7 @@ def run_scan(
     )
     source = SourceRef(row.id, row.name, dict(row.identity or {}), path_filter_for(row))
     backend = backend_for(ctx, row)
-    scanner = Scanner(ctx.catalog, backend, source, options, progress, cancel)
+    scanner = Scanner(ctx.catalog, backend, source, options, progress, cancel, on_started)
     try:
         scan_id = scanner.run()
     finally:
