@@ -64,3 +64,14 @@ def test_head_revision_constant_matches_the_migrations() -> None:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     assert ScriptDirectory.from_config(cfg).get_current_head() == HEAD_REVISION
+
+
+def test_the_suite_cannot_reach_beyond_loopback() -> None:
+    import socket
+
+    import pytest
+
+    with pytest.raises(socket.gaierror):
+        socket.getaddrinfo("nas.example", 445)
+    with socket.socket() as s, pytest.raises(ConnectionRefusedError, match="loopback"):
+        s.connect(("192.0.2.1", 445))  # TEST-NET-1: documentation only, and refused before any packet
