@@ -11,7 +11,7 @@ from mediamesh.catalog.schema import files
 from mediamesh.context import Context
 
 
-def rows(ctx: Context, source: str | None = None) -> dict[str, Any]:
+def rows(ctx: Context) -> dict[str, Any]:
     """path -> file row, for every location in the catalog."""
     with ctx.catalog.read() as conn:
         return {r.path: r for r in conn.execute(select(files).order_by(files.c.path))}

@@ -9,8 +9,8 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import func, insert, select
 
 from mediamesh.catalog.schema import media, metadata
+from mediamesh.catalog.times import now_utc
 from mediamesh.context import Context
-from mediamesh.scanning.commit import now_utc
 
 
 def test_migrations_match_the_declared_schema(ctx: Context) -> None:

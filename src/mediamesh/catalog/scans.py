@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import socket
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
 from mediamesh.catalog.database import Catalog
 from mediamesh.catalog.schema import scans
+from mediamesh.catalog.times import aware, iso, now_utc
 from mediamesh.errors import Conflict
 
 #: A running scan whose heartbeat is older than this, on another host, is taken as abandoned.
@@ -30,15 +31,6 @@ SUMMARY_FIELDS = (
 )
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    # SQLite hands back naive datetimes for timezone-aware columns; they were written in UTC.
-    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
-
-
 def _alive(row: Any) -> bool:
     if row.host == socket.gethostname() and row.pid:
         if row.pid == os.getpid():
@@ -50,15 +42,17 @@ def _alive(row: Any) -> bool:
         except PermissionError:
             return True
         # The PID exists (maybe reused): trust it only while it keeps beating.
-    beat = _aware(row.heartbeat_at) or _aware(row.started_at)
-    return beat is not None and _now() - beat < STALE_AFTER
+    beat = aware(row.heartbeat_at) or aware(row.started_at)
+    return beat is not None and now_utc() - beat < STALE_AFTER
 
 
 def _abandon(conn: Connection, scan_id: int) -> None:
     conn.execute(
         update(scans)
         .where(scans.c.id == scan_id, scans.c.status == "running")
-        .values(status="interrupted", finished_at=_now(), error="abandoned: the process running it stopped")
+        .values(
+            status="interrupted", finished_at=now_utc(), error="abandoned: the process running it stopped"
+        )
     )
 
 
@@ -74,7 +68,7 @@ def begin_scan(catalog: Catalog, source_id: int, path: str) -> int:
             if _alive(row):
                 raise Conflict(f"scan {row.id} of this source is still running; wait for it or stop it first")
             _abandon(conn, row.id)
-        now = _now()
+        now = now_utc()
         result = conn.execute(
             insert(scans).values(
                 source_id=source_id,
@@ -108,11 +102,11 @@ def recover_abandoned(catalog: Catalog) -> int:
 
 def save_progress(catalog: Catalog, scan_id: int, values: dict[str, Any]) -> None:
     with catalog.write() as conn:
-        conn.execute(update(scans).where(scans.c.id == scan_id).values(heartbeat_at=_now(), **values))
+        conn.execute(update(scans).where(scans.c.id == scan_id).values(heartbeat_at=now_utc(), **values))
 
 
 def finish_scan(catalog: Catalog, scan_id: int, status: str, values: dict[str, Any]) -> None:
-    save_progress(catalog, scan_id, {"status": status, "finished_at": _now(), **values})
+    save_progress(catalog, scan_id, {"status": status, "finished_at": now_utc(), **values})
 
 
 def scan_summary(conn: Connection, scan_id: int) -> dict[str, Any] | None:
@@ -129,12 +123,7 @@ def scan_summary(conn: Connection, scan_id: int) -> dict[str, Any] | None:
     out.update({name: getattr(row, name) for name in SUMMARY_FIELDS})
     out["errors"] = row.errors or []
     out["error"] = row.error
-    out["started_at"] = _iso(row.started_at)
-    out["finished_at"] = _iso(row.finished_at)
+    out["started_at"] = iso(row.started_at)
+    out["finished_at"] = iso(row.finished_at)
     out["current_path"] = row.current_path
     return out
-
-
-def _iso(value: datetime | None) -> str | None:
-    value = _aware(value)
-    return value.isoformat() if value is not None else None

@@ -6,7 +6,7 @@ about what it reached, and the next scan skips that work as unchanged.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, bindparam, update
@@ -16,11 +16,8 @@ from sqlalchemy.sql import ClauseElement
 from mediamesh.catalog import Catalog
 from mediamesh.catalog.prepared import Prepared
 from mediamesh.catalog.schema import files, media
+from mediamesh.catalog.times import now_utc
 from mediamesh.scanning.model import KnownFile, Outcome, Result
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)
 
 
 def _insert(dialect: str) -> Any:

@@ -22,7 +22,8 @@ from mediamesh.catalog import Catalog
 from mediamesh.catalog.prepared import Prepared
 from mediamesh.catalog.scans import begin_scan, finish_scan, save_progress
 from mediamesh.catalog.schema import files
-from mediamesh.scanning.commit import CatalogWriter, now_utc
+from mediamesh.catalog.times import now_utc
+from mediamesh.scanning.commit import CatalogWriter
 from mediamesh.scanning.diff import diff_folder
 from mediamesh.scanning.filters import PathFilter
 from mediamesh.scanning.fingerprint import KNOWN_COLUMNS, Fingerprinter

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, and_, case, exists, func, or_, select
 
 from mediamesh.catalog.schema import files, media, sources
+from mediamesh.catalog.times import iso
 from mediamesh.context import Context
 from mediamesh.errors import InvalidInput, NotFound
 from mediamesh.scanning.names import name_key, path_key
@@ -115,7 +116,7 @@ def _locations(conn: Connection, media_ids: list[str]) -> dict[str, list[dict[st
                 "state": r.state,
                 "size": r.size,
                 "mtime_ns": r.mtime_ns,
-                "missing_since": r.missing_since.isoformat() if r.missing_since else None,
+                "missing_since": iso(r.missing_since),
             }
         )
     return out

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from mediamesh.backends.base import InvalidPathError, clean_relpath
 from mediamesh.catalog.scans import scan_summary
+from mediamesh.catalog.times import now_utc
 from mediamesh.context import Context
 from mediamesh.errors import InvalidInput, NotFound
 from mediamesh.scanning.pipeline import ProgressFn, Scanner, ScanOptions, SourceRef
@@ -61,7 +61,7 @@ def run_scan(
                 row.id,
                 {
                     "health_status": "offline",
-                    "health_checked_at": datetime.now(UTC),
+                    "health_checked_at": now_utc(),
                     "health_error": scanner.unreachable,
                 },
             )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 import socket
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select, update
@@ -14,6 +14,7 @@ from mediamesh.backends import WITH_PASSWORD, open_backend, parse_location
 from mediamesh.backends.base import Backend, ProbeResult
 from mediamesh.catalog.scans import scan_summary
 from mediamesh.catalog.schema import files, scans, source_mounts, sources
+from mediamesh.catalog.times import iso, now_utc
 from mediamesh.context import Context
 from mediamesh.crypto import SecretBox
 from mediamesh.errors import Conflict, InvalidInput, NotFound, SourceUnavailable
@@ -64,12 +65,6 @@ def path_filter_for(row: Any) -> PathFilter:
     return PathFilter(tuple(options.get("include", ())), tuple(options.get("exclude", ())))
 
 
-def _iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    return (value.replace(tzinfo=UTC) if value.tzinfo is None else value).isoformat()
-
-
 def public(conn: Connection, row: Any) -> dict[str, Any]:
     """What a source shows: never a secret."""
     counts: dict[str, int] = {
@@ -93,7 +88,7 @@ def public(conn: Connection, row: Any) -> dict[str, Any]:
         "identity": row.identity or {},
         "health": {
             "status": row.health_status,
-            "checked_at": _iso(row.health_checked_at),
+            "checked_at": iso(row.health_checked_at),
             "error": row.health_error,
             "latency_ms": row.health_latency_ms,
             "capacity_bytes": row.health_capacity_bytes,
@@ -102,7 +97,7 @@ def public(conn: Connection, row: Any) -> dict[str, Any]:
         "files": {"present": counts.get("present", 0), "missing": counts.get("missing", 0)},
         "last_scan": scan_summary(conn, last_scan_id) if last_scan_id else None,
         "mount": _mount(conn, row.id),
-        "created_at": _iso(row.created_at),
+        "created_at": iso(row.created_at),
     }
 
 
@@ -113,10 +108,10 @@ def _mount(conn: Connection, source_id: int) -> dict[str, Any] | None:
     return {
         "state": m.state,
         "endpoint": m.endpoint,
-        "connected_since": _iso(m.connected_since),
+        "connected_since": iso(m.connected_since),
         "last_error": m.last_error,
         "holder": m.holder,
-        "updated_at": _iso(m.updated_at),
+        "updated_at": iso(m.updated_at),
     }
 
 
@@ -141,7 +136,7 @@ def add_source(
         raise SourceUnavailable(
             f"cannot register {name!r}: {probe.error} (use --force to register it anyway)"
         )
-    now = datetime.now(UTC)
+    now = now_utc()
     with ctx.catalog.write() as conn:
         if conn.execute(select(sources.c.id).where(sources.c.name == name)).first() is not None:
             raise Conflict(f"a source named {name!r} already exists")
@@ -197,7 +192,7 @@ SLOW_PROBE_MS = 2000.0
 def health_values(row: Any, probe: ProbeResult, now: datetime | None = None) -> dict[str, Any]:
     """The health columns for what a probe saw: online, degraded (slow, or another filesystem than the one
     registered), or offline. A source registered without an identity gets the one seen now."""
-    values = _health_values(probe, now or datetime.now(UTC))
+    values = _health_values(probe, now or now_utc())
     if not probe.reachable:
         return values
     recorded = row.identity or {}
@@ -249,7 +244,7 @@ def update_source(
     root."""
     with ctx.catalog.read() as conn:
         row = find_source(conn, id_or_name)
-    values: dict[str, Any] = {"updated_at": datetime.now(UTC)}
+    values: dict[str, Any] = {"updated_at": now_utc()}
     options = dict(row.options or {})
     if include is not None:
         options["include"] = validate_globs(include)
@@ -275,7 +270,7 @@ def update_source(
             raise SourceUnavailable(
                 f"cannot reach {display}: {probe.error} (use --force to change it anyway)"
             )
-        values.update(_health_values(probe, datetime.now(UTC)))
+        values.update(_health_values(probe, now_utc()))
         if location is not None:
             values["identity"] = probe.identity if probe.reachable else {}
     if enabled is not None:
@@ -314,7 +309,7 @@ def set_mounted(ctx: Context, id_or_name: str, mounted: bool) -> dict[str, Any]:
 
 def save_mount(ctx: Context, source_id: int, state: str, endpoint: str | None, error: str | None) -> None:
     """Record the live connection state of a source, as held by this process."""
-    now = datetime.now(UTC)
+    now = now_utc()
     holder = f"{socket.gethostname()}:{os.getpid()}"
     with ctx.catalog.write() as conn:
         current = conn.execute(

@@ -10,12 +10,12 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
 
 from mediamesh.catalog.schema import tokens
+from mediamesh.catalog.times import aware, iso, now_utc
 from mediamesh.context import Context
 from mediamesh.errors import InvalidInput, NotFound
 
@@ -33,9 +33,6 @@ def _hash(token: str) -> str:
 
 
 def _public(row: Any) -> dict[str, Any]:
-    def iso(v: datetime | None) -> str | None:
-        return None if v is None else (v if v.tzinfo else v.replace(tzinfo=UTC)).isoformat()
-
     return {
         "id": row.id,
         "name": row.name,
@@ -66,7 +63,7 @@ def create_token(
                 scope=scope,
                 token_hash=_hash(value),
                 prefix=value[:10],
-                created_at=datetime.now(UTC),
+                created_at=now_utc(),
             )
         ).inserted_primary_key
         assert key is not None
@@ -84,7 +81,7 @@ def revoke_token(ctx: Context, token_id: int) -> dict[str, Any]:
         row = conn.execute(select(tokens).where(tokens.c.id == token_id)).first()
         if row is None:
             raise NotFound(f"no token {token_id}")
-        conn.execute(update(tokens).where(tokens.c.id == token_id).values(revoked_at=datetime.now(UTC)))
+        conn.execute(update(tokens).where(tokens.c.id == token_id).values(revoked_at=now_utc()))
         return _public(conn.execute(select(tokens).where(tokens.c.id == token_id)).one())
 
 
@@ -98,9 +95,9 @@ def verify(ctx: Context, value: str) -> dict[str, Any] | None:
     # The lookup is by a hash of the value, so its timing tells nothing about the value itself.
     if row is None or row.revoked_at is not None or not secrets.compare_digest(row.token_hash, digest):
         return None
-    now = datetime.now(UTC)
-    last = row.last_used_at
-    if last is None or (now - (last if last.tzinfo else last.replace(tzinfo=UTC))).total_seconds() > 60:
+    now = now_utc()
+    last = aware(row.last_used_at)
+    if last is None or (now - last).total_seconds() > 60:
         with (
             ctx.catalog.write() as conn
         ):  # at most once a minute: a busy client must not turn reads into writes
