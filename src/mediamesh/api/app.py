@@ -14,6 +14,7 @@ from mediamesh.api.security import AllowlistMiddleware, FailedLogins
 from mediamesh.catalog.scans import recover_abandoned
 from mediamesh.config import Settings
 from mediamesh.context import create_context
+from mediamesh.services.content import BackendPool
 from mediamesh.services.lifecycle import SourceManager
 from mediamesh.services.scan_runner import ScanRunner
 
@@ -22,6 +23,7 @@ def create_app(settings: Settings) -> FastAPI:
     ctx = create_context(settings)  # opens and migrates the catalog before the first request
     manager = SourceManager(ctx, settings.health_interval)
     scans = ScanRunner(ctx)
+    content_backends = BackendPool(ctx)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -33,6 +35,7 @@ def create_app(settings: Settings) -> FastAPI:
         yield
         scans.stop()  # running scans are cancelled: they end interrupted and resume on the next scan
         manager.stop()
+        content_backends.close()
         ctx.close()
 
     app = FastAPI(
@@ -46,6 +49,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.ctx = ctx
     app.state.failed_logins = FailedLogins()
     app.state.scans = scans
+    app.state.content_backends = content_backends
     app.add_middleware(AllowlistMiddleware, allow=settings.allow)
     errors.install(app)
     app.include_router(sources.router)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from mediamesh.api.deps import Ctx
 from mediamesh.api.security import Read, Write
+from mediamesh.api.streaming import content_response
+from mediamesh.services import content as content_svc
 from mediamesh.services import media as media_svc
 from mediamesh.services.scans import get_scan
 
@@ -40,6 +43,42 @@ def list_media(
 @router.get("/media/{media_id}")
 def show_media(media_id: str, ctx: Ctx, _: Read) -> dict[str, Any]:
     return media_svc.show_media(ctx, media_id)
+
+
+_CONTENT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The bytes", "content": {"application/octet-stream": {}}},
+    206: {"description": "The requested range (HTTP Range)"},
+    304: {"description": "Not modified (If-None-Match matched the media id)"},
+    404: {"description": "Unknown, or every copy is missing"},
+    416: {"description": "The range is outside the file"},
+    503: {"description": "No copy can be reached now; the message names the sources tried"},
+}
+
+
+@router.api_route(
+    "/media/{media_id}/content",
+    methods=["GET", "HEAD"],
+    response_class=Response,
+    responses=_CONTENT_RESPONSES,
+)
+def media_content(media_id: str, request: Request, ctx: Ctx, _: Read) -> Response:
+    """The media's bytes from a reachable location (online sources first, then by priority)."""
+    opened = content_svc.open_media(ctx, request.app.state.content_backends, media_id)
+    return content_response(request, opened, immutable=True)
+
+
+@router.api_route(
+    "/files/{file_id}/content",
+    methods=["GET", "HEAD"],
+    response_class=Response,
+    responses=_CONTENT_RESPONSES,
+)
+def file_content(
+    file_id: Annotated[int, Path(ge=1, le=2**63 - 1)], request: Request, ctx: Ctx, _: Read
+) -> Response:
+    """The bytes of one location."""
+    opened = content_svc.open_file(ctx, request.app.state.content_backends, file_id)
+    return content_response(request, opened, immutable=False)
 
 
 @router.get("/files")
