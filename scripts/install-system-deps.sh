@@ -16,7 +16,7 @@ needed=(
 # Headers the smb-fast extra (pysmbc) builds against.
 pkg-config --exists smbclient 2>/dev/null || missing_dev=libsmbclient-dev
 if [ "${1:-}" = "bench" ]; then
-  needed+=("smbclient:smbclient" "rclone:rclone")
+  needed+=("smbclient:smbclient" "rclone:rclone" "wrk:wrk")
 fi
 
 missing=()

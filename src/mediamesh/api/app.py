@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from mediamesh import __version__
 from mediamesh.api import errors
 from mediamesh.api.routes import catalog, sources, tokens
-from mediamesh.api.security import AllowlistMiddleware, FailedLogins
+from mediamesh.api.security import AllowlistMiddleware, FailedLogins, TokenCache
 from mediamesh.catalog.scans import recover_abandoned
 from mediamesh.config import Settings
 from mediamesh.context import create_context
@@ -48,6 +48,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.ctx = ctx
     app.state.failed_logins = FailedLogins()
+    app.state.token_cache = TokenCache()
     app.state.scans = scans
     app.state.content_backends = content_backends
     app.add_middleware(AllowlistMiddleware, allow=settings.allow)

@@ -16,8 +16,7 @@ from typing import Annotated, Any
 import anyio
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from starlette.middleware.base import BaseHTTPMiddleware
-from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mediamesh.api.errors import error_response
 from mediamesh.context import Context
@@ -28,29 +27,72 @@ WINDOW = 60.0
 MAX_DELAY = 5.0
 
 
-class AllowlistMiddleware(BaseHTTPMiddleware):
-    def __init__(self, app: Any, allow: str) -> None:
-        super().__init__(app)
+class AllowlistMiddleware:
+    """403 for clients whose address is not in MEDIAMESH_ALLOW (plain ASGI: no per-request task)."""
+
+    def __init__(self, app: ASGIApp, allow: str) -> None:
+        self.app = app
         self.networks = [ipaddress.ip_network(p.strip(), strict=False) for p in allow.split(",") if p.strip()]
+        self._seen: dict[str, bool] = {}
 
     def allowed(self, host: str | None) -> bool:
+        known = self._seen.get(host or "")
+        if known is not None:
+            return known
         try:
             address = ipaddress.ip_address(host or "")
         except ValueError:
             return False
         if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
             address = address.ipv4_mapped
-        return any(address in network for network in self.networks)
+        verdict = any(address in network for network in self.networks)
+        if len(self._seen) < 4096:
+            self._seen[host or ""] = verdict
+        return verdict
 
-    async def dispatch(
-        self, request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        host = request.client.host if request.client else None
-        if not self.allowed(host):
-            return error_response(
-                403, "forbidden", f"{host} is not allowed to use this server (MEDIAMESH_ALLOW)"
-            )
-        return await call_next(request)
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            client = scope.get("client")
+            host = client[0] if client else None
+            if not self.allowed(host) and scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1008})
+                return
+            if not self.allowed(host):
+                response = error_response(
+                    403, "forbidden", f"{host} is not allowed to use this server (MEDIAMESH_ALLOW)"
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+class TokenCache:
+    """Tokens verified in the last few seconds, so that a busy client costs no catalog read per request.
+
+    A token revoked through this server is dropped at once; one revoked by another process (the CLI)
+    stops working within ``TTL`` seconds.
+    """
+
+    TTL = 5.0
+
+    def __init__(self) -> None:
+        self._tokens: dict[str, tuple[float, dict[str, Any]]] = {}
+
+    def get(self, value: str) -> dict[str, Any] | None:
+        hit = self._tokens.get(value)
+        if hit is None or time.monotonic() - hit[0] > self.TTL:
+            return None
+        return hit[1]
+
+    def put(self, value: str, token: dict[str, Any]) -> None:
+        if len(self._tokens) > 10_000:
+            self._tokens.clear()
+        self._tokens[value] = (time.monotonic(), token)
+
+    def forget(self, token_id: int) -> None:
+        for value, (_, token) in list(self._tokens.items()):
+            if token["id"] == token_id:
+                self._tokens.pop(value, None)
 
 
 class FailedLogins:
@@ -85,7 +127,12 @@ def require(scope: str) -> Callable[..., Awaitable[dict[str, Any]]]:
         ctx: Context = request.app.state.ctx
         token = None
         if credentials is not None:
-            token = await anyio.to_thread.run_sync(token_svc.verify, ctx, credentials.credentials)
+            cache: TokenCache = request.app.state.token_cache
+            token = cache.get(credentials.credentials)
+            if token is None:
+                token = await anyio.to_thread.run_sync(token_svc.verify, ctx, credentials.credentials)
+                if token is not None:
+                    cache.put(credentials.credentials, token)
         if token is None:
             host = request.client.host if request.client else "?"
             await anyio.sleep(request.app.state.failed_logins.delay(host))

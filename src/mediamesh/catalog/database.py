@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,7 +17,7 @@ from mediamesh.errors import ConfigurationError
 MIGRATIONS = Path(__file__).parent / "migrations"
 #: The newest revision in migrations/versions (a test checks they agree). Comparing it with the catalog's
 #: saves importing Alembic on every CLI start when there is nothing to migrate.
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 
 _SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
@@ -29,6 +30,9 @@ _SQLITE_PRAGMAS = (
 )
 
 
+_instances = itertools.count(1)
+
+
 class Catalog:
     """One catalog database. Reads may run on any thread; writes go through :meth:`write`, one at a time
     per process (and ``BEGIN IMMEDIATE`` across processes on SQLite), so scans never hit 'database is
@@ -38,6 +42,9 @@ class Catalog:
         self.url = make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         self._write_lock = threading.RLock()
+        #: Bumped after every write transaction of this process: lets caches of query results notice.
+        self.generation = 0
+        self.instance = next(_instances)  # tells catalogs apart in such caches
         self.engine = self._create_engine()
 
     def _create_engine(self) -> Engine:
@@ -76,8 +83,11 @@ class Catalog:
         """A connection in a write transaction, committed on success, rolled back on any exception."""
         with self._write_lock, self.engine.connect() as raw:
             conn = raw.execution_options(mediamesh_write=True)
-            with conn.begin():
-                yield conn
+            try:
+                with conn.begin():
+                    yield conn
+            finally:
+                self.generation += 1
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision (cheap when it is already there)."""

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import os
 import re
+import threading
+import time
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, case, exists, func, or_, select
+from sqlalchemy import ColumnElement, Connection, and_, case, exists, func, or_, select, text
 
 from mediamesh.catalog.schema import files, media, sources
 from mediamesh.catalog.times import iso
@@ -23,6 +25,10 @@ from mediamesh.services.sources import find_source
 MEDIA_ID_RE = re.compile(r"[0-9a-f]{64}\Z")
 STATES = ("present", "missing", "offline")
 MAX_LIMIT = 1000
+KINDS = ("video", "image", "audio", "other")
+#: How long a filter's total count is reused: counting a million rows for every page would dominate.
+COUNT_TTL = 10.0
+_WORD = re.compile(r"\w+")
 
 # A present file on a source that is offline, or unmounted, cannot be reached now.
 _unreachable = or_(sources.c.health_status == "offline", sources.c.enabled.is_(False))
@@ -49,6 +55,62 @@ def _state_filter(state: str) -> ColumnElement[bool]:
     raise InvalidInput(f"invalid state {state!r}: use one of {', '.join(STATES)}")
 
 
+def _search_words(q: str) -> list[str]:
+    words = _WORD.findall(q)[:8]
+    if not words:
+        raise InvalidInput("q: give at least one letter or digit to search for")
+    return [w[:64] for w in words]
+
+
+def _name_match(conn: Connection, q: str) -> ColumnElement[bool]:
+    """Media with a location whose path has every word of ``q`` (as a word or a word's beginning)."""
+    words = _search_words(q)
+    if conn.dialect.name == "sqlite":
+        matching = text("SELECT rowid FROM files_fts WHERE files_fts MATCH :q").bindparams(
+            q=" ".join(f'"{w}"*' for w in words)  # \w only, so quoting is safe
+        )
+        located = select(files.c.media_id).where(files.c.id.in_(matching))
+    else:
+        # The same expression as the index of migration 0004 (PG_WORDS), so that the index is used.
+        words_of_path = text(
+            "to_tsvector('simple', regexp_replace(files.path, '[^[:alnum:]]+', ' ', 'g'))"
+            " @@ to_tsquery('simple', :tsq)"
+        ).bindparams(tsq=" & ".join(f"{w}:*" for w in words))
+        located = select(files.c.media_id).where(words_of_path)
+    return media.c.id.in_(located)
+
+
+def _present_copies() -> Any:
+    return (
+        select(func.count())
+        .select_from(files)
+        .where(files.c.media_id == media.c.id, files.c.state == "present")
+        .scalar_subquery()
+    )
+
+
+class _CountCache:
+    """Total counts per filter, kept for COUNT_TTL seconds (pages of the same query reuse them)."""
+
+    def __init__(self) -> None:
+        self._counts: dict[tuple[object, ...], tuple[float, int]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[object, ...]) -> int | None:
+        with self._lock:
+            hit = self._counts.get(key)
+        return hit[1] if hit is not None and time.monotonic() - hit[0] < COUNT_TTL else None
+
+    def put(self, key: tuple[object, ...], count: int) -> None:
+        with self._lock:
+            if len(self._counts) > 1000:
+                self._counts.clear()
+            self._counts[key] = (time.monotonic(), count)
+
+
+_counts = _CountCache()
+
+
 def list_media(
     ctx: Context,
     source: str | None = None,
@@ -57,14 +119,26 @@ def list_media(
     kind: str | None = None,
     limit: int = 100,
     cursor: str | None = None,
+    q: str | None = None,
+    single_copy: bool = False,
 ) -> dict[str, Any]:
-    """A page of media, ordered by id; ``next`` is the cursor of the following page (or None)."""
+    """A page of media, ordered by id; ``next`` is the cursor of the following page (or None).
+
+    ``state=offline`` is "only on sources that cannot be reached now" (orphaned by a disconnected NAS);
+    ``single_copy`` is media with exactly one present location; ``q`` searches every location's path.
+    """
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}")
     if cursor is not None and not MEDIA_ID_RE.match(cursor):
         raise InvalidInput("invalid cursor")
+    if kind is not None and kind not in KINDS:
+        raise InvalidInput(f"invalid kind {kind!r}: use one of {', '.join(KINDS)}")
+    if duplicates and single_copy:
+        raise InvalidInput("duplicates and single_copy exclude each other")
     with ctx.catalog.read() as conn:
         conds: list[ColumnElement[bool]] = []
+        if q is not None:
+            conds.append(_name_match(conn, q))
         if source is not None:
             conds.append(_has_location(files.c.source_id == find_source(conn, source).id))
         if state is not None:
@@ -72,15 +146,15 @@ def list_media(
         if kind is not None:
             conds.append(media.c.kind == kind)
         if duplicates:
-            present = (
-                select(func.count())
-                .select_from(files)
-                .where(files.c.media_id == media.c.id, files.c.state == "present")
-                .scalar_subquery()
-            )
-            conds.append(present > 1)
+            conds.append(_present_copies() > 1)
+        if single_copy:
+            conds.append(_present_copies() == 1)
         query = select(media).where(*conds)
-        count = conn.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+        key = (ctx.catalog.instance, ctx.catalog.generation, source, state, kind, duplicates, single_copy, q)
+        count = _counts.get(key)
+        if count is None:
+            count = conn.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+            _counts.put(key, count)
         if cursor is not None:
             query = query.where(media.c.id > cursor)
         rows = conn.execute(query.order_by(media.c.id).limit(limit + 1)).all()

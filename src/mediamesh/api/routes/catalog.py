@@ -8,9 +8,11 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from mediamesh.api.deps import Ctx
+from mediamesh.api.deps import Ctx, run_query
+from mediamesh.api.responses import FastJSON
 from mediamesh.api.security import Read, Write
 from mediamesh.api.streaming import content_response
+from mediamesh.errors import InvalidInput
 from mediamesh.services import content as content_svc
 from mediamesh.services import media as media_svc
 from mediamesh.services.scans import get_scan
@@ -26,23 +28,36 @@ class ScanStart(BaseModel):
     confirm_missing: bool = False
 
 
-@router.get("/media")
-def list_media(
+@router.get("/media", response_class=FastJSON)
+async def list_media(
+    request: Request,
     ctx: Ctx,
     _: Read,
-    source: str | None = None,
-    state: str | None = None,
-    kind: str | None = None,
-    duplicates: bool = False,
+    source: Annotated[str | None, Query(description="Media with a location on this source.")] = None,
+    project: Annotated[str | None, Query(description="Media in this project.")] = None,
+    state: Annotated[
+        str | None,
+        Query(description="present (a reachable copy), offline (only on unreachable sources), missing."),
+    ] = None,
+    kind: Annotated[str | None, Query(description="video, image, audio or other.")] = None,
+    q: Annotated[
+        str | None, Query(max_length=500, description="Words (or word beginnings) in a location's path.")
+    ] = None,
+    duplicates: Annotated[bool, Query(description="Only media with more than one present copy.")] = False,
+    single_copy: Annotated[bool, Query(description="Only media with exactly one present copy.")] = False,
     limit: Limit = 50,
-    cursor: str | None = None,
-) -> dict[str, Any]:
-    return media_svc.list_media(ctx, source, state, duplicates, kind, limit, cursor)
+    cursor: Annotated[str | None, Query(description="`next` of the previous page.")] = None,
+) -> FastJSON:
+    """A page of media, each with every location and its state."""
+    if project is not None:
+        raise InvalidInput("filtering by project is not available yet (projects come with issue #5)")
+    return FastJSON(media_svc.list_media(ctx, source, state, duplicates, kind, limit, cursor, q, single_copy))
 
 
-@router.get("/media/{media_id}")
-def show_media(media_id: str, ctx: Ctx, _: Read) -> dict[str, Any]:
-    return media_svc.show_media(ctx, media_id)
+@router.get("/media/{media_id}", response_class=FastJSON)
+async def show_media(media_id: str, request: Request, ctx: Ctx, _: Read) -> FastJSON:
+    """One media item with every location and its state."""
+    return FastJSON(await run_query(request, media_svc.show_media, ctx, media_id))
 
 
 _CONTENT_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -81,17 +96,20 @@ def file_content(
     return content_response(request, opened, immutable=False)
 
 
-@router.get("/files")
-def list_files(
+@router.get("/files", response_class=FastJSON)
+async def list_files(
+    request: Request,
     ctx: Ctx,
     _: Read,
     source: str | None = None,
     path_prefix: str | None = None,
     state: str | None = None,
     limit: Limit = 100,
-    cursor: Annotated[int | None, Query(ge=0)] = None,
-) -> dict[str, Any]:
-    return media_svc.list_files(ctx, source, path_prefix, state, limit, cursor)
+    cursor: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
+) -> FastJSON:
+    """A page of locations."""
+    page = await run_query(request, media_svc.list_files, ctx, source, path_prefix, state, limit, cursor)
+    return FastJSON(page)
 
 
 @router.post("/sources/{id_or_name}/scans", status_code=202)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from mediamesh.api.deps import Ctx
@@ -33,5 +33,7 @@ def create_token(body: TokenCreate, ctx: Ctx, caller: Admin) -> dict[str, Any]:
 
 
 @router.delete("/{token_id}")
-def revoke_token(token_id: int, ctx: Ctx, _: Admin) -> dict[str, Any]:
-    return svc.revoke_token(ctx, token_id)
+def revoke_token(token_id: int, request: Request, ctx: Ctx, _: Admin) -> dict[str, Any]:
+    revoked = svc.revoke_token(ctx, token_id)
+    request.app.state.token_cache.forget(token_id)
+    return revoked
