@@ -45,6 +45,7 @@ QUERIES = [
     ("duplicates", "/api/v1/media?duplicates=true&limit=50"),
     ("text search", "/api/v1/media?q=wedding&limit=50"),
     ("text search, 2 words", "/api/v1/media?q=drone%20sunset&limit=50"),
+    ("text search, prefix", "/api/v1/media?q=interv*&limit=50"),
     ("search + source + kind", "/api/v1/media?q=studio&source=nas19&kind=image&limit=50"),
 ]
 

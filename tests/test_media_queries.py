@@ -55,9 +55,11 @@ def test_queries_by_source_copies_and_reachability(ctx: Context, two_disks: dict
     ("q", "expected"),
     [
         ("wedding", {"wedding"}),  # a folder's name finds the files below it
-        ("WEDD", {"wedding"}),  # the beginning of a word, any case
+        ("WEDD*", {"wedding"}),  # the beginning of a word, any case
+        ("wedd", set()),  # without '*' a word matches whole words only
         ("ceremony", {"wedding"}),  # one media, found through either of its two copies
         ("elodie", {"interview"}),  # accents do not matter
+        ("2024", {"wedding"}),
         ("concert night", {"concert"}),  # every word must be there
         ("concert wedding", set()),
         ("photos jpg", {"concert"}),
@@ -96,3 +98,26 @@ def test_search_follows_renames_and_counts_follow_scans(
 def test_bad_filters_say_why(ctx: Context, kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(InvalidInput, match=message):
         media_svc.list_media(ctx, **kwargs)  # type: ignore[arg-type]
+
+
+def test_search_pages_list_each_media_once(ctx: Context, tmp_path: Path) -> None:
+    """Two copies of each clip match; pages of 3 must still list every clip exactly once, in order."""
+    for i in range(7):
+        data = os.urandom(1000 + i)
+        write(tmp_path / "lib" / "A" / f"take {i}.mov", data)
+        write(tmp_path / "lib" / "B" / f"take {i} copy.mov", data)
+    write(tmp_path / "lib" / "C" / "other.mov", 500)
+    source_svc.add_source(ctx, "lib", str(tmp_path / "lib"))
+    run_scan(ctx, "lib")
+    seen: list[str] = []
+    page = media_svc.list_media(ctx, q="take", limit=3)
+    assert page["count"] == 7
+    while True:
+        seen += [m["id"] for m in page["data"]]
+        if page["next"] is None:
+            break
+        page = media_svc.list_media(ctx, q="take", limit=3, cursor=page["next"])
+    assert len(seen) == len(set(seen)) == 7
+    assert media_svc.list_media(ctx, q="copy", source="lib")["count"] == 7
+    with pytest.raises(InvalidInput, match="cursor"):
+        media_svc.list_media(ctx, q="take", cursor="zzz")

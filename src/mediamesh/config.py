@@ -44,6 +44,7 @@ class Settings(BaseSettings):
     sources_file: Path | None = Field(
         None, description="A sources.yaml applied on start (default: sources.yaml in the data dir, if there)."
     )
+    max_scans: int = Field(2, ge=1, le=32, description="Scans the server runs at once; more wait in a queue.")
     commit_batch: int = Field(5000, ge=1, description="Catalog rows written per transaction during a scan.")
 
     @field_validator("allow")

@@ -17,12 +17,14 @@ from mediamesh.context import create_context
 from mediamesh.services.content import BackendPool
 from mediamesh.services.lifecycle import SourceManager
 from mediamesh.services.scan_runner import ScanRunner
+from mediamesh.services.scheduler import Scheduler
 
 
 def create_app(settings: Settings) -> FastAPI:
     ctx = create_context(settings)  # opens and migrates the catalog before the first request
     manager = SourceManager(ctx, settings.health_interval)
-    scans = ScanRunner(ctx)
+    scans = ScanRunner(ctx, settings.max_scans)
+    scheduler = Scheduler(ctx, scans)
     content_backends = BackendPool(ctx)
 
     @asynccontextmanager
@@ -32,7 +34,9 @@ def create_app(settings: Settings) -> FastAPI:
         declared = sources_file if settings.sources_file is not None or sources_file.exists() else None
         # In the background: applying sources.yaml and restoring every source; start-up never waits.
         manager.start(declared)
+        scheduler.start()
         yield
+        scheduler.stop()
         scans.stop()  # running scans are cancelled: they end interrupted and resume on the next scan
         manager.stop()
         content_backends.close()
@@ -50,6 +54,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.failed_logins = FailedLogins()
     app.state.token_cache = TokenCache()
     app.state.scans = scans
+    app.state.scheduler = scheduler
     app.state.content_backends = content_backends
     app.add_middleware(AllowlistMiddleware, allow=settings.allow)
     errors.install(app)

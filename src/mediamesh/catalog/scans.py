@@ -56,7 +56,7 @@ def _abandon(conn: Connection, scan_id: int) -> None:
     )
 
 
-def begin_scan(catalog: Catalog, source_id: int, path: str) -> int:
+def begin_scan(catalog: Catalog, source_id: int, path: str, trigger: str = "cli") -> int:
     """Create a running scan, or refuse when a live scan of this source is running."""
     with catalog.write() as conn:
         running = conn.execute(
@@ -73,6 +73,7 @@ def begin_scan(catalog: Catalog, source_id: int, path: str) -> int:
             insert(scans).values(
                 source_id=source_id,
                 path=path,
+                trigger=trigger,
                 status="running",
                 started_at=now,
                 heartbeat_at=now,
@@ -125,5 +126,25 @@ def scan_summary(conn: Connection, scan_id: int) -> dict[str, Any] | None:
     out["error"] = row.error
     out["started_at"] = iso(row.started_at)
     out["finished_at"] = iso(row.finished_at)
+    out["trigger"] = row.trigger
+    out["heartbeat_at"] = iso(row.heartbeat_at)
+    # Live progress: the folder being read, and rates over the time so far.
     out["current_path"] = row.current_path
+    started, ended = aware(row.started_at), aware(row.finished_at) or now_utc()
+    elapsed = max((ended - started).total_seconds(), 1e-3) if started is not None else None
+    out["elapsed_seconds"] = round(elapsed, 3) if elapsed is not None else None
+    out["files_per_second"] = round(row.files_seen / elapsed, 1) if elapsed else None
+    out["bytes_per_second"] = round(row.bytes_read / elapsed) if elapsed else None
     return out
+
+
+def list_scans(
+    conn: Connection, source_id: int | None = None, status: str | None = None, limit: int = 50
+) -> list[dict[str, Any]]:
+    """The newest scans first."""
+    query = select(scans.c.id).order_by(scans.c.id.desc()).limit(limit)
+    if source_id is not None:
+        query = query.where(scans.c.source_id == source_id)
+    if status is not None:
+        query = query.where(scans.c.status == status)
+    return [s for scan_id in conn.execute(query).scalars() if (s := scan_summary(conn, scan_id)) is not None]

@@ -105,6 +105,7 @@ scans = Table(
     Column("id", Integer, primary_key=True),
     Column("source_id", Integer, ForeignKey("sources.id", ondelete="CASCADE"), nullable=False),
     Column("path", Text, nullable=False, default=""),
+    Column("trigger", String(16), nullable=False, default="cli", server_default="cli"),
     Column("status", String(16), nullable=False),
     Column("started_at", DateTime(timezone=True), nullable=False),
     Column("finished_at", DateTime(timezone=True), nullable=True),

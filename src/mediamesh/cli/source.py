@@ -42,6 +42,12 @@ def _render_one(s: dict[str, Any]) -> None:
     for label in ("include", "exclude"):
         if s[label]:
             out.print(f"  {label}: {', '.join(s[label])}", markup=False)
+    if s.get("schedule"):
+        out.print(
+            f"  schedule: {s['schedule']} (next scan at {s['next_scan_at'] or '-'}, in serve)", markup=False
+        )
+    if s.get("priority"):
+        out.print(f"  priority: {s['priority']}")
     scan = s["last_scan"]
     if scan:
         out.print(
@@ -61,12 +67,18 @@ def add(
     exclude: list[str] = typer.Option([], "--exclude", help="Never index what matches this glob (repeat)."),
     password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from stdin."),
     force: bool = typer.Option(False, "--force", help="Register even if the location cannot be reached now."),
+    schedule: str | None = typer.Option(
+        None, "--schedule", help="Scan by itself (in serve): an interval (6h, 1d) or cron ('0 3 * * *')."
+    ),
+    priority: int = typer.Option(0, "--priority", help="Serve content from higher-priority sources first."),
     as_json: bool = JsonOption,
 ) -> None:
     """Register a source after checking that it is a readable folder (or share)."""
     password = _read_password(password_stdin, location)
     with context() as ctx:
-        source = svc.add_source(ctx, name, location, include, exclude, force, password)
+        source = svc.add_source(
+            ctx, name, location, include, exclude, force, password, schedule=schedule, priority=priority
+        )
 
     def render(s: dict[str, Any]) -> None:
         out.print(f"added source [bold]{s['name']}[/] (id {s['id']})")
@@ -164,9 +176,13 @@ def update(
     force: bool = typer.Option(
         False, "--force", help="Change it even if the new location is unreachable now."
     ),
+    schedule: str | None = typer.Option(
+        None, "--schedule", help="An interval (6h), a cron expression, or 'off' to stop scanning by itself."
+    ),
+    priority: int | None = typer.Option(None, "--priority", help="Serve content from higher first."),
     as_json: bool = JsonOption,
 ) -> None:
-    """Change a source's location, globs or password. File records and media ids stay."""
+    """Change a source's location, globs, password, schedule or priority. File records and media ids stay."""
     password = _read_password(password_stdin)
     with context() as ctx:
         data = svc.update_source(
@@ -177,6 +193,8 @@ def update(
             exclude=exclude or None,
             password=password,
             force=force,
+            schedule=schedule,
+            priority=priority,
         )
     emit(data, as_json, _render_one)
 

@@ -85,6 +85,8 @@ class ScanOptions:
     workers: int = 2
     batch: int = 5000
     missing_policy: MissingPolicy = MissingPolicy(0.25, 50)  # noqa: RUF009 - immutable
+    #: Who asked for the scan: cli, api, schedule (recorded with the scan).
+    trigger: str = "cli"
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +129,7 @@ class Scanner:
     # -- entry point -------------------------------------------------------------------------------------
     def run(self) -> int:
         """Run the scan to its end; returns the scan id. The scan row holds the outcome."""
-        self.scan_id = begin_scan(self.catalog, self.source.id, self.top)
+        self.scan_id = begin_scan(self.catalog, self.source.id, self.top, self.options.trigger)
         if self.on_started is not None:
             self.on_started(self.scan_id)
         status, error = "failed", None

@@ -13,7 +13,22 @@ import threading
 import time
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, case, exists, func, or_, select, text
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    and_,
+    bindparam,
+    case,
+    column,
+    distinct,
+    exists,
+    func,
+    or_,
+    select,
+    table,
+    text,
+)
+from sqlalchemy.sql.elements import BindParameter
 
 from mediamesh.catalog.schema import files, media, sources
 from mediamesh.catalog.times import iso
@@ -28,7 +43,7 @@ MAX_LIMIT = 1000
 KINDS = ("video", "image", "audio", "other")
 #: How long a filter's total count is reused: counting a million rows for every page would dominate.
 COUNT_TTL = 10.0
-_WORD = re.compile(r"\w+")
+_TERM = re.compile(r"(\w+)(\*?)")
 
 # A present file on a source that is offline, or unmounted, cannot be reached now.
 _unreachable = or_(sources.c.health_status == "offline", sources.c.enabled.is_(False))
@@ -55,29 +70,81 @@ def _state_filter(state: str) -> ColumnElement[bool]:
     raise InvalidInput(f"invalid state {state!r}: use one of {', '.join(STATES)}")
 
 
-def _search_words(q: str) -> list[str]:
-    words = _WORD.findall(q)[:8]
-    if not words:
+def _search_terms(q: str) -> list[tuple[str, bool]]:
+    """(word, is_prefix) pairs: a word matches whole words; ``word*`` matches words that begin with it."""
+    terms = [(m.group(1)[:64], bool(m.group(2))) for m in _TERM.finditer(q)][:8]
+    if not terms:
         raise InvalidInput("q: give at least one letter or digit to search for")
-    return [w[:64] for w in words]
+    return terms
 
 
-def _name_match(conn: Connection, q: str) -> ColumnElement[bool]:
-    """Media with a location whose path has every word of ``q`` (as a word or a word's beginning)."""
-    words = _search_words(q)
-    if conn.dialect.name == "sqlite":
-        matching = text("SELECT rowid FROM files_fts WHERE files_fts MATCH :q").bindparams(
-            q=" ".join(f'"{w}"*' for w in words)  # \w only, so quoting is safe
+def _fts_query(q: str) -> str:
+    return " ".join(f'"{w}"*' if prefix else f'"{w}"' for w, prefix in _search_terms(q))  # \w: safe
+
+
+def _pg_name_match(q: str) -> ColumnElement[bool]:
+    """PostgreSQL: media with a location whose path has the words (the GIN index of migration 0004)."""
+    query = " & ".join(f"{w}:*" if prefix else w for w, prefix in _search_terms(q))
+    words_of_path = text(
+        "to_tsvector('simple', regexp_replace(files.path, '[^[:alnum:]]+', ' ', 'g'))"
+        " @@ to_tsquery('simple', :tsq)"
+    ).bindparams(tsq=query)
+    return media.c.id.in_(select(files.c.media_id).where(words_of_path))
+
+
+_fts = table("files_fts", column("rowid"))
+
+
+def _search_page(
+    conn: Connection,
+    q: str,
+    source_id: int | None,
+    conds: list[ColumnElement[bool]],
+    limit: int,
+    cursor: str | None,
+    key: tuple[object, ...],
+) -> dict[str, Any]:
+    """SQLite: media found through the full-text index, in the order of their first matching location.
+
+    The index is read in its own order and stops after a page, so a word found in 200,000 paths costs the
+    same as a rare one; a media item is listed at its first matching location only, never twice.
+    """
+    match: BindParameter[str] = bindparam("fts_query", _fts_query(q))
+    matches: ColumnElement[bool] = text("files_fts MATCH :fts_query").bindparams(match)  # type: ignore[assignment]
+    hit, sibling = files.alias("hit"), files.alias("sibling")
+    on_source = [hit.c.source_id == source_id] if source_id is not None else []
+    earlier_match = (
+        select(sibling.c.id)
+        .where(
+            sibling.c.media_id == hit.c.media_id,
+            sibling.c.id < hit.c.id,
+            *([sibling.c.source_id == source_id] if source_id is not None else []),
+            exists(
+                select(_fts.c.rowid).where(
+                    _fts.c.rowid == sibling.c.id, text("files_fts MATCH :fts_query").bindparams(match)
+                )
+            ),
         )
-        located = select(files.c.media_id).where(files.c.id.in_(matching))
-    else:
-        # The same expression as the index of migration 0004 (PG_WORDS), so that the index is used.
-        words_of_path = text(
-            "to_tsvector('simple', regexp_replace(files.path, '[^[:alnum:]]+', ' ', 'g'))"
-            " @@ to_tsquery('simple', :tsq)"
-        ).bindparams(tsq=" & ".join(f"{w}:*" for w in words))
-        located = select(files.c.media_id).where(words_of_path)
-    return media.c.id.in_(located)
+        .exists()
+    )
+    joined = _fts.join(hit, hit.c.id == _fts.c.rowid).join(media, media.c.id == hit.c.media_id)
+    where = [matches, *on_source, *conds]
+    count = _counts.get(key)
+    if count is None:
+        count = conn.execute(
+            select(func.count(distinct(media.c.id))).select_from(joined).where(*where)
+        ).scalar_one()
+        _counts.put(key, count)
+    query = select(media, hit.c.id.label("hit")).select_from(joined).where(*where, ~earlier_match)
+    if cursor is not None:
+        if not cursor.startswith("f") or not cursor[1:].isdigit():
+            raise InvalidInput("invalid cursor (give the 'next' of the previous page of this search)")
+        query = query.where(_fts.c.rowid > int(cursor[1:]))
+    rows = conn.execute(query.order_by(_fts.c.rowid).limit(limit + 1)).all()
+    page = rows[:limit]
+    locations = _locations(conn, [r.id for r in page])
+    data = [_media_public(r, locations.get(r.id, [])) for r in page]
+    return {"data": data, "count": count, "next": f"f{page[-1].hit}" if len(rows) > limit else None}
 
 
 def _present_copies() -> Any:
@@ -125,22 +192,18 @@ def list_media(
     """A page of media, ordered by id; ``next`` is the cursor of the following page (or None).
 
     ``state=offline`` is "only on sources that cannot be reached now" (orphaned by a disconnected NAS);
-    ``single_copy`` is media with exactly one present location; ``q`` searches every location's path.
+    ``single_copy`` is media with exactly one present location; ``q`` searches the locations' paths for
+    whole words (``word*`` for words beginning so). With ``q``, ``source`` limits which locations match.
     """
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}")
-    if cursor is not None and not MEDIA_ID_RE.match(cursor):
-        raise InvalidInput("invalid cursor")
     if kind is not None and kind not in KINDS:
         raise InvalidInput(f"invalid kind {kind!r}: use one of {', '.join(KINDS)}")
     if duplicates and single_copy:
         raise InvalidInput("duplicates and single_copy exclude each other")
     with ctx.catalog.read() as conn:
+        source_id = find_source(conn, source).id if source is not None else None
         conds: list[ColumnElement[bool]] = []
-        if q is not None:
-            conds.append(_name_match(conn, q))
-        if source is not None:
-            conds.append(_has_location(files.c.source_id == find_source(conn, source).id))
         if state is not None:
             conds.append(_state_filter(state))
         if kind is not None:
@@ -149,8 +212,16 @@ def list_media(
             conds.append(_present_copies() > 1)
         if single_copy:
             conds.append(_present_copies() == 1)
-        query = select(media).where(*conds)
         key = (ctx.catalog.instance, ctx.catalog.generation, source, state, kind, duplicates, single_copy, q)
+        if q is not None and conn.dialect.name == "sqlite":
+            return _search_page(conn, q, source_id, conds, limit, cursor, key)
+        if q is not None:
+            conds.append(_pg_name_match(q))
+        if source_id is not None:
+            conds.append(_has_location(files.c.source_id == source_id))
+        if cursor is not None and not MEDIA_ID_RE.match(cursor):
+            raise InvalidInput("invalid cursor")
+        query = select(media).where(*conds)
         count = _counts.get(key)
         if count is None:
             count = conn.execute(select(func.count()).select_from(query.subquery())).scalar_one()

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mediamesh.backends.base import InvalidPathError, clean_relpath
+from mediamesh.catalog import scans as catalog_scans
 from mediamesh.catalog.scans import scan_summary
 from mediamesh.catalog.times import now_utc
 from mediamesh.context import Context
@@ -24,6 +25,7 @@ def run_scan(
     progress: ProgressFn | None = None,
     cancel: threading.Event | None = None,
     on_started: Callable[[int], None] | None = None,
+    trigger: str = "cli",
 ) -> dict[str, Any]:
     """Scan a source (or one folder of it) now, in this thread; returns the scan summary."""
     try:
@@ -47,6 +49,7 @@ def run_scan(
         workers=s.hash_workers,
         batch=s.commit_batch,
         missing_policy=MissingPolicy(s.missing_threshold_ratio, s.missing_threshold_min),
+        trigger=trigger,
     )
     source = SourceRef(row.id, row.name, dict(row.identity or {}), path_filter_for(row))
     backend = backend_for(ctx, row)
@@ -74,3 +77,11 @@ def get_scan(ctx: Context, scan_id: int) -> dict[str, Any]:
     if summary is None:
         raise NotFound(f"no scan {scan_id}")
     return summary
+
+
+def list_scans(
+    ctx: Context, source: str | None = None, status: str | None = None, limit: int = 50
+) -> list[dict[str, Any]]:
+    with ctx.catalog.read() as conn:
+        source_id = find_source(conn, source).id if source is not None else None
+        return catalog_scans.list_scans(conn, source_id, status, limit)

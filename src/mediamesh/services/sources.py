@@ -19,6 +19,7 @@ from mediamesh.context import Context
 from mediamesh.crypto import SecretBox
 from mediamesh.errors import Conflict, InvalidInput, NotFound, SourceUnavailable
 from mediamesh.scanning.filters import PathFilter, validate_globs
+from mediamesh.services.schedule import parse_schedule, validate_schedule
 
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]*\Z")
 
@@ -77,6 +78,7 @@ def public(conn: Connection, row: Any) -> dict[str, Any]:
         select(func.max(scans.c.id)).where(scans.c.source_id == row.id)
     ).scalar_one_or_none()
     options = row.options or {}
+    last_scan = scan_summary(conn, last_scan_id) if last_scan_id else None
     return {
         "id": row.id,
         "name": row.name,
@@ -85,6 +87,9 @@ def public(conn: Connection, row: Any) -> dict[str, Any]:
         "enabled": row.enabled,
         "include": options.get("include", []),
         "exclude": options.get("exclude", []),
+        "schedule": options.get("schedule"),
+        "next_scan_at": _next_scan_at(options.get("schedule"), last_scan, row.enabled),
+        "priority": options.get("priority", 0),
         "identity": row.identity or {},
         "health": {
             "status": row.health_status,
@@ -95,10 +100,29 @@ def public(conn: Connection, row: Any) -> dict[str, Any]:
             "free_bytes": row.health_free_bytes,
         },
         "files": {"present": counts.get("present", 0), "missing": counts.get("missing", 0)},
-        "last_scan": scan_summary(conn, last_scan_id) if last_scan_id else None,
+        "last_scan": last_scan,
         "mount": _mount(conn, row.id),
         "created_at": iso(row.created_at),
     }
+
+
+def validate_priority(priority: int) -> int:
+    if not -1000 <= priority <= 1000:
+        raise InvalidInput("priority must be between -1000 and 1000 (higher is preferred)")
+    return priority
+
+
+def _next_scan_at(schedule: str | None, last_scan: dict[str, Any] | None, enabled: bool) -> str | None:
+    if not schedule or not enabled:
+        return None
+    try:
+        parsed = parse_schedule(schedule)
+    except InvalidInput:
+        return None
+    started = last_scan["started_at"] if last_scan else None
+    if started is None:
+        return iso(now_utc()) if parsed.interval is not None else iso(parsed.next_after(now_utc()))
+    return iso(parsed.next_after(datetime.fromisoformat(started)))
 
 
 def _mount(conn: Connection, source_id: int) -> dict[str, Any] | None:
@@ -123,13 +147,20 @@ def add_source(
     exclude: list[str] | None = None,
     force: bool = False,
     password: str | None = None,
+    schedule: str | None = None,
+    priority: int = 0,
 ) -> dict[str, Any]:
     """Register a source after checking it is a readable folder (``force`` registers it anyway)."""
     validate_name(name)
     loc = parse_location(location)
     if password is not None and loc.kind not in WITH_PASSWORD:
         raise InvalidInput(f"{loc.kind} sources take no password")
-    options = {"include": validate_globs(include or []), "exclude": validate_globs(exclude or [])}
+    options = {
+        "include": validate_globs(include or []),
+        "exclude": validate_globs(exclude or []),
+        "schedule": validate_schedule(schedule),
+        "priority": validate_priority(priority),
+    }
     secret = {"password": password} if password is not None else None
     probe = probe_location(loc.kind, loc.display, secret)
     if not probe.reachable and not force:
@@ -238,6 +269,8 @@ def update_source(
     password: str | None = None,
     enabled: bool | None = None,
     force: bool = False,
+    schedule: str | None = None,
+    priority: int | None = None,
 ) -> dict[str, Any]:
     """Change a source. A new location (the share moved, or is mounted elsewhere) is checked like a new
     registration and its identity recorded afresh; file records and media ids stay, being relative to the
@@ -250,6 +283,10 @@ def update_source(
         options["include"] = validate_globs(include)
     if exclude is not None:
         options["exclude"] = validate_globs(exclude)
+    if schedule is not None:  # "" or "off" clears it
+        options["schedule"] = validate_schedule(schedule)
+    if priority is not None:
+        options["priority"] = validate_priority(priority)
     values["options"] = options
     secret = secret_of(ctx, row)
     if password is not None:

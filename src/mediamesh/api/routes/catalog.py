@@ -15,7 +15,9 @@ from mediamesh.api.streaming import content_response
 from mediamesh.errors import InvalidInput
 from mediamesh.services import content as content_svc
 from mediamesh.services import media as media_svc
+from mediamesh.services import scans as scan_svc
 from mediamesh.services.scans import get_scan
+from mediamesh.services.sources import find_source
 
 router = APIRouter(prefix="/api/v1", tags=["catalog"])
 
@@ -118,6 +120,36 @@ def start_scan(id_or_name: str, request: Request, _: Write, body: ScanStart | No
     return request.app.state.scans.start(id_or_name, body.path, body.confirm_missing)  # type: ignore[no-any-return]
 
 
+@router.get("/scans")
+def list_scans(
+    request: Request,
+    ctx: Ctx,
+    _: Read,
+    source: str | None = None,
+    status: Annotated[str | None, Query(pattern="^(queued|running|completed|interrupted|failed)$")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> dict[str, Any]:
+    """Queued scans (of this server), then recorded ones, newest first; running ones show live progress."""
+    queued = request.app.state.scans.queued()
+    if source is not None:
+        with ctx.catalog.read() as conn:
+            row = find_source(conn, source)
+        queued = [q for q in queued if q["source"] == row.name]
+    data = queued if status in (None, "queued") else []
+    if status != "queued":
+        data += scan_svc.list_scans(ctx, source, status, limit)
+    return {"data": data[:limit], "count": len(data[:limit])}
+
+
 @router.get("/scans/{scan_id}")
-def show_scan(scan_id: int, ctx: Ctx, _: Read) -> dict[str, Any]:
+def show_scan(scan_id: Annotated[int, Path(ge=1, le=2**63 - 1)], ctx: Ctx, _: Read) -> dict[str, Any]:
+    """A scan record; while it runs: counts so far, the folder being read, files and bytes per second."""
     return get_scan(ctx, scan_id)
+
+
+@router.post("/scans/{scan_id}/cancel")
+def cancel_scan(
+    scan_id: Annotated[int, Path(ge=1, le=2**63 - 1)], request: Request, _: Write
+) -> dict[str, Any]:
+    """Stop a running scan: it ends interrupted, and the next scan of the source resumes its work."""
+    return request.app.state.scans.cancel(scan_id)  # type: ignore[no-any-return]

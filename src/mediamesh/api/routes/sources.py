@@ -22,6 +22,10 @@ class SourceCreate(BaseModel):
     include: list[str] = Field(default_factory=list, max_length=100)
     exclude: list[str] = Field(default_factory=list, max_length=100)
     force: bool = Field(False, description="Register even if the location cannot be reached now.")
+    schedule: str | None = Field(
+        None, max_length=200, description="Scan on a schedule: an interval (6h, 1d) or cron (0 3 * * *)."
+    )
+    priority: int = Field(0, ge=-1000, le=1000, description="Content is served from higher first.")
 
 
 class SourceUpdate(BaseModel):
@@ -32,6 +36,8 @@ class SourceUpdate(BaseModel):
     exclude: list[str] | None = Field(None, max_length=100)
     enabled: bool | None = Field(None, description="False unmounts the source; true mounts it again.")
     force: bool = False
+    schedule: str | None = Field(None, max_length=200, description='"" or "off" removes the schedule.')
+    priority: int | None = Field(None, ge=-1000, le=1000)
 
 
 @router.get("")
@@ -43,7 +49,15 @@ def list_sources(ctx: Ctx, _: Read) -> dict[str, Any]:
 @router.post("", status_code=201)
 def add_source(body: SourceCreate, ctx: Ctx, _: Write) -> dict[str, Any]:
     return svc.add_source(
-        ctx, body.name, body.location, body.include, body.exclude, body.force, body.password
+        ctx,
+        body.name,
+        body.location,
+        body.include,
+        body.exclude,
+        body.force,
+        body.password,
+        schedule=body.schedule,
+        priority=body.priority,
     )
 
 
@@ -65,6 +79,8 @@ def update_source(id_or_name: str, body: SourceUpdate, ctx: Ctx, _: Write) -> di
         password=body.password,
         enabled=body.enabled,
         force=body.force,
+        schedule=body.schedule,
+        priority=body.priority,
     )
 
 
