@@ -121,3 +121,14 @@ def test_search_pages_list_each_media_once(ctx: Context, tmp_path: Path) -> None
     assert media_svc.list_media(ctx, q="copy", source="lib")["count"] == 7
     with pytest.raises(InvalidInput, match="cursor"):
         media_svc.list_media(ctx, q="take", cursor="zzz")
+
+
+@pytest.mark.parametrize("expand", [64, 0])  # prefixes expanded to the index's words, or searched as such
+def test_prefixes(
+    ctx: Context, two_disks: dict[str, str], monkeypatch: pytest.MonkeyPatch, expand: int
+) -> None:
+    monkeypatch.setattr(media_svc, "PREFIX_WORDS", expand)
+    assert ids(media_svc.list_media(ctx, q="inter*")) == {two_disks["interview"]}  # interview, interviews
+    assert ids(media_svc.list_media(ctx, q="c*")) == {two_disks[k] for k in ("wedding", "concert")}
+    assert ids(media_svc.list_media(ctx, q="ÉLO* interv*")) == {two_disks["interview"]}
+    assert media_svc.list_media(ctx, q="zzz*")["count"] == 0

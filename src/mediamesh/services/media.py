@@ -11,6 +11,7 @@ import os
 import re
 import threading
 import time
+import unicodedata
 from typing import Any
 
 from sqlalchemy import (
@@ -44,6 +45,9 @@ KINDS = ("video", "image", "audio", "other")
 #: How long a filter's total count is reused: counting a million rows for every page would dominate.
 COUNT_TTL = 10.0
 _TERM = re.compile(r"(\w+)(\*?)")
+_WORD = re.compile(r"\w+")
+#: A prefix that stands for more words than this is searched as a prefix (slower on huge catalogs).
+PREFIX_WORDS = 64
 
 # A present file on a source that is offline, or unmounted, cannot be reached now.
 _unreachable = or_(sources.c.health_status == "offline", sources.c.enabled.is_(False))
@@ -78,8 +82,33 @@ def _search_terms(q: str) -> list[tuple[str, bool]]:
     return terms
 
 
-def _fts_query(q: str) -> str:
-    return " ".join(f'"{w}"*' if prefix else f'"{w}"' for w, prefix in _search_terms(q))  # \w: safe
+def _fold(word: str) -> str:
+    """A word as the index's tokenizer stores it: case-folded, without diacritics."""
+    decomposed = unicodedata.normalize("NFKD", word.casefold())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def _fts_query(conn: Connection, q: str) -> str:
+    """An FTS5 query. A prefix is replaced by the words of the index it stands for, when they are few:
+    FTS5 reads a prefix's matches all at once, but several whole words one page at a time."""
+    parts = []
+    for word, prefix in _search_terms(q):
+        if prefix:
+            start = _fold(word)
+            stop = start[:-1] + chr(ord(start[-1]) + 1)
+            words = (
+                conn.execute(
+                    text("SELECT term FROM files_fts_vocab WHERE term >= :a AND term < :b LIMIT :n"),
+                    {"a": start, "b": stop, "n": PREFIX_WORDS + 1},
+                )
+                .scalars()
+                .all()
+            )
+            if 0 < len(words) <= PREFIX_WORDS and all(_WORD.fullmatch(w) for w in words):
+                parts.append("(" + " OR ".join(f'"{w}"' for w in words) + ")")
+                continue
+        parts.append(f'"{word}"*' if prefix else f'"{word}"')  # \w only: quoting is safe
+    return " AND ".join(parts)
 
 
 def _pg_name_match(q: str) -> ColumnElement[bool]:
@@ -109,7 +138,7 @@ def _search_page(
     The index is read in its own order and stops after a page, so a word found in 200,000 paths costs the
     same as a rare one; a media item is listed at its first matching location only, never twice.
     """
-    match: BindParameter[str] = bindparam("fts_query", _fts_query(q))
+    match: BindParameter[str] = bindparam("fts_query", _fts_query(conn, q))
     matches: ColumnElement[bool] = text("files_fts MATCH :fts_query").bindparams(match)  # type: ignore[assignment]
     hit, sibling = files.alias("hit"), files.alias("sibling")
     on_source = [hit.c.source_id == source_id] if source_id is not None else []

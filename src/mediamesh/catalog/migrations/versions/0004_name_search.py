@@ -32,6 +32,8 @@ SQLITE = [
     " INSERT INTO files_fts(files_fts, rowid, path) VALUES ('delete', old.id, old.path);"
     " INSERT INTO files_fts(rowid, path) VALUES (new.id, new.path); END",
     "INSERT INTO files_fts(files_fts) VALUES ('rebuild')",
+    # The index's words, to turn a prefix (interv*) into the few words it stands for (see services/media.py).
+    "CREATE VIRTUAL TABLE files_fts_vocab USING fts5vocab(files_fts, 'row')",
 ]
 
 
@@ -47,6 +49,7 @@ def downgrade() -> None:
     if op.get_bind().dialect.name == "sqlite":
         for name in ("files_fts_insert", "files_fts_delete", "files_fts_update"):
             op.execute(f"DROP TRIGGER {name}")
+        op.execute("DROP TABLE files_fts_vocab")
         op.execute("DROP TABLE files_fts")
     else:
         op.execute("DROP INDEX ix_files_path_words")
