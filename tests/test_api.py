@@ -244,3 +244,54 @@ def test_bad_queries_are_4xx_with_the_error_body(
     response = app_client.request(method, path, headers=token(app_client, "write"))
     assert response.status_code == status, response.text
     assert response.json()["error"]["message"]
+
+
+def test_metrics(app_client: TestClient, library: Path) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    assert app_client.get("/metrics").status_code == 401
+    auth = token(app_client, "write")
+    write(library / "a.mp4", 100)
+    write(library / "b.mp4", 200)
+    app_client.post("/api/v1/sources", json={"name": "lib", "location": str(library)}, headers=auth)
+    from mediamesh.services.scans import run_scan
+
+    run_scan(app_client.app.state.ctx, "lib")  # type: ignore[attr-defined]
+    app_client.get("/api/v1/media/" + "0" * 64, headers=auth)
+    response = app_client.get("/metrics", headers=auth)
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(response.text)
+        for s in family.samples
+    }
+    assert samples[("mediamesh_source_health", (("source", "lib"), ("status", "online")))] == 1
+    assert samples[("mediamesh_source_health", (("source", "lib"), ("status", "offline")))] == 0
+    assert samples[("mediamesh_files", (("source", "lib"), ("state", "present")))] == 2
+    assert samples[("mediamesh_media", ())] == 2
+    not_found = (
+        "mediamesh_http_requests_total",
+        (("method", "GET"), ("route", "/api/v1/media/{media_id}"), ("status", "404")),
+    )
+    assert samples[not_found] == 1  # by route template, never the raw path
+    assert (
+        "mediamesh_source_last_scan_timestamp_seconds",
+        (("source", "lib"), ("status", "completed")),
+    ) in samples
+
+
+def test_allowed_host_names(tmp_path: Path) -> None:
+    app = create_app(make_settings(tmp_path, allowed_hosts="mediamesh.lan, *.home.lan"))
+    with TestClient(app, client=("127.0.0.1", 40000)) as client:
+        for host, status in [
+            ("mediamesh.lan", 200),
+            ("MediaMesh.lan:8470", 200),
+            ("nas.home.lan", 200),
+            ("attacker.example", 421),
+            ("home.lan.attacker.example", 421),
+            ("127.0.0.1:8470", 421),
+        ]:
+            response = client.get("/api/v1/health", headers={"Host": host})
+            assert response.status_code == status, host
+            if status == 421:
+                assert response.json()["error"]["code"] == "misdirected_request"

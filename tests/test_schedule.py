@@ -26,7 +26,14 @@ from tests.conftest import write
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("30m", 1800), ("6h", 21600), ("1d", 86400), ("every 2 days", 172800), ("1 week", 604800), ("90 min", 5400)],
+    [
+        ("30m", 1800),
+        ("6h", 21600),
+        ("1d", 86400),
+        ("every 2 days", 172800),
+        ("1 week", 604800),
+        ("90 min", 5400),
+    ],
 )
 def test_intervals(text: str, seconds: int) -> None:
     schedule = parse_schedule(text)

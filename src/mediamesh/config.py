@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_ALLOW = "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7,fe80::/10"
@@ -24,6 +24,12 @@ class Settings(BaseSettings):
     host: str = Field("0.0.0.0", description="Address the API listens on.")
     port: int = Field(8470, ge=1, le=65535, description="Port the API listens on.")
     allow: str = Field(DEFAULT_ALLOW, description="Comma-separated CIDRs allowed to reach the API.")
+    allowed_hosts: str = Field(
+        "",
+        description="Comma-separated host names the API answers to (against DNS rebinding); empty: any.",
+    )
+    tls_cert: Path | None = Field(None, description="PEM certificate: serve HTTPS (with MEDIAMESH_TLS_KEY).")
+    tls_key: Path | None = Field(None, description="PEM private key of the certificate.")
     secret_key: str | None = Field(
         None, description="Key that encrypts stored credentials (default: a 0600 key file in the data dir)."
     )
@@ -56,6 +62,19 @@ class Settings(BaseSettings):
             except ValueError as exc:
                 raise ValueError(f"MEDIAMESH_ALLOW: {part!r} is not an address or CIDR") from exc
         return value
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("MEDIAMESH_TLS_CERT and MEDIAMESH_TLS_KEY go together: give both or neither")
+        for path in (self.tls_cert, self.tls_key):
+            if path is not None and not path.is_file():
+                raise ValueError(f"TLS file {path} does not exist or is not a file")
+        return self
+
+    @property
+    def host_names(self) -> list[str]:
+        return [h.strip().lower() for h in self.allowed_hosts.split(",") if h.strip()]
 
     @property
     def resolved_database_url(self) -> str:

@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import PlainTextResponse
 
 from mediamesh import __version__
 from mediamesh.api import errors
+from mediamesh.api.deps import run_query
+from mediamesh.api.metrics import CONTENT_TYPE, Metrics, MetricsMiddleware
 from mediamesh.api.routes import catalog, sources, tokens
-from mediamesh.api.security import AllowlistMiddleware, FailedLogins, TokenCache
+from mediamesh.api.security import AllowlistMiddleware, FailedLogins, Read, TokenCache
 from mediamesh.catalog.scans import recover_abandoned
 from mediamesh.config import Settings
 from mediamesh.context import create_context
@@ -56,11 +59,24 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.scans = scans
     app.state.scheduler = scheduler
     app.state.content_backends = content_backends
-    app.add_middleware(AllowlistMiddleware, allow=settings.allow)
+    metrics = Metrics(ctx, scans)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(AllowlistMiddleware, allow=settings.allow, hosts=settings.host_names)
     errors.install(app)
     app.include_router(sources.router)
     app.include_router(tokens.router)
     app.include_router(catalog.router)
+
+    @app.get(
+        "/metrics",
+        tags=["health"],
+        response_class=PlainTextResponse,
+        responses={200: {"content": {CONTENT_TYPE: {}}, "description": "Prometheus text format"}},
+    )
+    async def prometheus(request: Request, _: Read) -> PlainTextResponse:
+        """Prometheus metrics (a read token is needed, like the API)."""
+        body = await run_query(request, metrics.render)
+        return PlainTextResponse(body, media_type=CONTENT_TYPE)
 
     @app.get("/api/v1/health", tags=["health"])
     def health() -> dict[str, str]:

@@ -30,8 +30,9 @@ MAX_DELAY = 5.0
 class AllowlistMiddleware:
     """403 for clients whose address is not in MEDIAMESH_ALLOW (plain ASGI: no per-request task)."""
 
-    def __init__(self, app: ASGIApp, allow: str) -> None:
+    def __init__(self, app: ASGIApp, allow: str, hosts: list[str] | None = None) -> None:
         self.app = app
+        self.hosts = hosts or []
         self.networks = [ipaddress.ip_network(p.strip(), strict=False) for p in allow.split(",") if p.strip()]
         self._seen: dict[str, bool] = {}
 
@@ -50,6 +51,16 @@ class AllowlistMiddleware:
             self._seen[host or ""] = verdict
         return verdict
 
+    def host_allowed(self, scope: Scope) -> bool:
+        """The Host header against the allowed names (``*.example.lan`` allows sub-domains)."""
+        header = next((v for k, v in scope.get("headers", ()) if k == b"host"), b"")
+        name = header.decode("latin-1").strip().lower()
+        name = name[1 : name.index("]")] if name.startswith("[") and "]" in name else name.rsplit(":", 1)[0]
+        for allowed in self.hosts:
+            if name == allowed or (allowed.startswith("*.") and name.endswith(allowed[1:])):
+                return True
+        return False
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket"):
             client = scope.get("client")
@@ -60,6 +71,14 @@ class AllowlistMiddleware:
             if not self.allowed(host):
                 response = error_response(
                     403, "forbidden", f"{host} is not allowed to use this server (MEDIAMESH_ALLOW)"
+                )
+                await response(scope, receive, send)
+                return
+            if self.hosts and scope["type"] == "http" and not self.host_allowed(scope):
+                response = error_response(
+                    421,
+                    "misdirected_request",
+                    "this server does not answer to that host name (MEDIAMESH_ALLOWED_HOSTS)",
                 )
                 await response(scope, receive, send)
                 return
