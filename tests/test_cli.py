@@ -106,7 +106,7 @@ def test_duplicate_name_and_unreachable_location(env: Path, library: Path) -> No
     run("source", "add", "nas", str(library))
     assert "already exists" in run("source", "add", "nas", str(library), code=2).stderr
     assert "already registered" in run("source", "add", "nas2", str(library), code=2).stderr
-    missing = run("source", "add", "gone", str(library / "nope"), code=1)
+    missing = run("source", "add", "gone", str(library / "nope"), code=2)
     assert "No such file" in missing.stderr and "--force" in missing.stderr
     forced = run_json("source", "add", "gone", str(library / "nope"), "--force")
     assert forced["health"]["status"] == "offline" and forced["identity"] == {}

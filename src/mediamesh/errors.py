@@ -41,6 +41,14 @@ class SourceUnavailable(MediameshError):
     status = 503
 
 
+class LocationUnreachable(SourceUnavailable):
+    """A location given to register or change a source cannot be reached: the request is refused (4xx),
+    because it names something that is not there; nothing about the server is unavailable."""
+
+    code = "location_unreachable"
+    status = 422
+
+
 class ConfigurationError(MediameshError):
     code = "configuration_error"
     status = 500

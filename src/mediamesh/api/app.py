@@ -5,14 +5,17 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import PlainTextResponse
 
 from mediamesh import __version__
 from mediamesh.api import errors
-from mediamesh.api.deps import run_query
+from mediamesh.api.deps import no_unknown_query, run_query
 from mediamesh.api.metrics import CONTENT_TYPE, Metrics, MetricsMiddleware
+from mediamesh.api.responses import FastJSON
 from mediamesh.api.routes import catalog, sources, tokens
+from mediamesh.api.schemas import COMMON
+from mediamesh.api.schemas import errors as error_responses
 from mediamesh.api.security import AllowlistMiddleware, FailedLogins, Read, TokenCache
 from mediamesh.catalog.scans import recover_abandoned
 from mediamesh.config import Settings
@@ -52,6 +55,8 @@ def create_app(settings: Settings) -> FastAPI:
         openapi_url="/api/v1/openapi.json",
         docs_url="/api/docs",
         redoc_url=None,
+        responses=COMMON,
+        dependencies=[Depends(no_unknown_query)],
     )
     app.state.ctx = ctx
     app.state.failed_logins = FailedLogins()
@@ -70,8 +75,14 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get(
         "/metrics",
         tags=["health"],
-        response_class=PlainTextResponse,
-        responses={200: {"content": {CONTENT_TYPE: {}}, "description": "Prometheus text format"}},
+        response_class=FastJSON,  # errors are JSON; the metrics themselves are text (documented below)
+        responses={
+            200: {
+                "content": {CONTENT_TYPE: {"schema": {"type": "string"}}},
+                "description": "Prometheus text",
+            },
+            **error_responses(401),
+        },
     )
     async def prometheus(request: Request, _: Read) -> PlainTextResponse:
         """Prometheus metrics (a read token is needed, like the API)."""

@@ -6,9 +6,10 @@ from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 import anyio
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 
 from mediamesh.context import Context
+from mediamesh.errors import InvalidInput
 
 
 async def get_ctx(request: Request) -> Context:  # async: no thread hop for a lookup
@@ -17,6 +18,8 @@ async def get_ctx(request: Request) -> Context:  # async: no thread hop for a lo
 
 
 Ctx = Annotated[Context, Depends(get_ctx)]
+#: A row id in a path: bounded, so that no id can overflow a database integer.
+RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
 T = TypeVar("T")
@@ -31,3 +34,24 @@ async def run_query(request: Request, fn: Callable[..., T], *args: Any) -> T:
     if limiter is None:
         limiter = request.app.state.catalog_limiter = anyio.CapacityLimiter(CATALOG_THREADS)
     return await anyio.to_thread.run_sync(fn, *args, limiter=limiter)
+
+
+def _query_names(dependant: Any) -> set[str]:
+    names = {param.alias for param in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+async def no_unknown_query(request: Request) -> None:
+    """Refuse query parameters a route does not take: ``?sourec=nas19`` must not list everything."""
+    if not request.query_params:
+        return
+    dependant = getattr(request.scope.get("route"), "dependant", None)
+    if dependant is None:
+        return
+    known = _query_names(dependant)
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        takes = ", ".join(sorted(known)) or "none"
+        raise InvalidInput(f"unknown query parameter {', '.join(unknown)} (this route takes: {takes})")

@@ -6,11 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from starlette.responses import Response
+from starlette.responses import JSONResponse
 
 
-class FastJSON(Response):
-    media_type = "application/json"
-
+class FastJSON(JSONResponse):
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content)

@@ -153,13 +153,14 @@ def require(scope: str) -> Callable[..., Awaitable[dict[str, Any]]]:
                 if token is not None:
                     cache.put(credentials.credentials, token)
         if token is None:
-            host = request.client.host if request.client else "?"
-            await anyio.sleep(request.app.state.failed_logins.delay(host))
+            if credentials is not None:  # a wrong token (guessing), not a forgotten header
+                host = request.client.host if request.client else "?"
+                await anyio.sleep(request.app.state.failed_logins.delay(host))
             raise HTTPException(
                 401, "a valid token is needed: Authorization: Bearer TOKEN", {"WWW-Authenticate": "Bearer"}
             )
         if token_svc.rank(token["scope"]) < token_svc.rank(scope):
-            raise HTTPException(403, f"this needs a {scope} token; yours is {token['scope']}")
+            raise HTTPException(403, f"this needs a token with the {scope} scope; yours has {token['scope']}")
         return token
 
     return dependency

@@ -17,7 +17,7 @@ from mediamesh.catalog.schema import files, scans, source_mounts, sources
 from mediamesh.catalog.times import iso, now_utc
 from mediamesh.context import Context
 from mediamesh.crypto import SecretBox
-from mediamesh.errors import Conflict, InvalidInput, NotFound, SourceUnavailable
+from mediamesh.errors import Conflict, InvalidInput, LocationUnreachable, NotFound
 from mediamesh.scanning.filters import PathFilter, validate_globs
 from mediamesh.services.schedule import parse_schedule, validate_schedule
 
@@ -36,7 +36,8 @@ def validate_name(name: str) -> str:
 def find_source(conn: Connection, id_or_name: str | int) -> Any:
     """The source row named by numeric id or by name, or NotFound."""
     text = str(id_or_name)
-    cond = sources.c.id == int(text) if text.isdigit() else sources.c.name == text
+    numeric = text.isdigit() and len(text) <= 18  # longer cannot be an id (nor overflow a query)
+    cond = sources.c.id == int(text) if numeric else sources.c.name == text
     row = conn.execute(select(sources).where(cond)).first()
     if row is None:
         raise NotFound(f"no source {text!r} (see 'mediamesh source list')")
@@ -164,7 +165,7 @@ def add_source(
     secret = {"password": password} if password is not None else None
     probe = probe_location(loc.kind, loc.display, secret)
     if not probe.reachable and not force:
-        raise SourceUnavailable(
+        raise LocationUnreachable(
             f"cannot register {name!r}: {probe.error} (use --force to register it anyway)"
         )
     now = now_utc()
@@ -304,7 +305,7 @@ def update_source(
     if location is not None or password is not None:
         probe = probe_location(kind, display, secret)
         if not probe.reachable and not force:
-            raise SourceUnavailable(
+            raise LocationUnreachable(
                 f"cannot reach {display}: {probe.error} (use --force to change it anyway)"
             )
         values.update(_health_values(probe, now_utc()))

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from mediamesh.api.deps import Ctx, run_query
+from mediamesh.api.deps import Ctx, RowId, run_query
 from mediamesh.api.responses import FastJSON
+from mediamesh.api.schemas import AUTHENTICATED, FilePage, Media, MediaPage
 from mediamesh.api.security import Read, Write
 from mediamesh.api.streaming import content_response
 from mediamesh.errors import InvalidInput
@@ -19,7 +20,7 @@ from mediamesh.services import scans as scan_svc
 from mediamesh.services.scans import get_scan
 from mediamesh.services.sources import find_source
 
-router = APIRouter(prefix="/api/v1", tags=["catalog"])
+router = APIRouter(prefix="/api/v1", tags=["catalog"], responses=AUTHENTICATED)
 
 Limit = Annotated[int, Query(ge=1, le=media_svc.MAX_LIMIT)]
 
@@ -30,7 +31,7 @@ class ScanStart(BaseModel):
     confirm_missing: bool = False
 
 
-@router.get("/media", response_class=FastJSON)
+@router.get("/media", response_class=FastJSON, responses={200: {"model": MediaPage}})
 async def list_media(
     request: Request,
     ctx: Ctx,
@@ -56,7 +57,7 @@ async def list_media(
     return FastJSON(media_svc.list_media(ctx, source, state, duplicates, kind, limit, cursor, q, single_copy))
 
 
-@router.get("/media/{media_id}", response_class=FastJSON)
+@router.get("/media/{media_id}", response_class=FastJSON, responses={200: {"model": Media}})
 async def show_media(media_id: str, request: Request, ctx: Ctx, _: Read) -> FastJSON:
     """One media item with every location and its state."""
     return FastJSON(await run_query(request, media_svc.show_media, ctx, media_id))
@@ -72,11 +73,12 @@ _CONTENT_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.api_route(
+@router.get("/media/{media_id}/content", response_class=Response, responses=_CONTENT_RESPONSES)
+@router.head(
     "/media/{media_id}/content",
-    methods=["GET", "HEAD"],
     response_class=Response,
     responses=_CONTENT_RESPONSES,
+    operation_id="media_content_head",
 )
 def media_content(media_id: str, request: Request, ctx: Ctx, _: Read) -> Response:
     """The media's bytes from a reachable location (online sources first, then by priority)."""
@@ -84,21 +86,20 @@ def media_content(media_id: str, request: Request, ctx: Ctx, _: Read) -> Respons
     return content_response(request, opened, immutable=True)
 
 
-@router.api_route(
+@router.get("/files/{file_id}/content", response_class=Response, responses=_CONTENT_RESPONSES)
+@router.head(
     "/files/{file_id}/content",
-    methods=["GET", "HEAD"],
     response_class=Response,
     responses=_CONTENT_RESPONSES,
+    operation_id="file_content_head",
 )
-def file_content(
-    file_id: Annotated[int, Path(ge=1, le=2**63 - 1)], request: Request, ctx: Ctx, _: Read
-) -> Response:
+def file_content(file_id: RowId, request: Request, ctx: Ctx, _: Read) -> Response:
     """The bytes of one location."""
     opened = content_svc.open_file(ctx, request.app.state.content_backends, file_id)
     return content_response(request, opened, immutable=False)
 
 
-@router.get("/files", response_class=FastJSON)
+@router.get("/files", response_class=FastJSON, responses={200: {"model": FilePage}})
 async def list_files(
     request: Request,
     ctx: Ctx,
@@ -142,14 +143,12 @@ def list_scans(
 
 
 @router.get("/scans/{scan_id}")
-def show_scan(scan_id: Annotated[int, Path(ge=1, le=2**63 - 1)], ctx: Ctx, _: Read) -> dict[str, Any]:
+def show_scan(scan_id: RowId, ctx: Ctx, _: Read) -> dict[str, Any]:
     """A scan record; while it runs: counts so far, the folder being read, files and bytes per second."""
     return get_scan(ctx, scan_id)
 
 
 @router.post("/scans/{scan_id}/cancel")
-def cancel_scan(
-    scan_id: Annotated[int, Path(ge=1, le=2**63 - 1)], request: Request, _: Write
-) -> dict[str, Any]:
+def cancel_scan(scan_id: RowId, request: Request, _: Write) -> dict[str, Any]:
     """Stop a running scan: it ends interrupted, and the next scan of the source resumes its work."""
     return request.app.state.scans.cancel(scan_id)  # type: ignore[no-any-return]

@@ -8,10 +8,11 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from mediamesh.api.deps import Ctx
+from mediamesh.api.schemas import AUTHENTICATED
 from mediamesh.api.security import Read, Write
 from mediamesh.services import sources as svc
 
-router = APIRouter(prefix="/api/v1/sources", tags=["sources"])
+router = APIRouter(prefix="/api/v1/sources", tags=["sources"], responses=AUTHENTICATED)
 
 
 class SourceCreate(BaseModel):

@@ -7,11 +7,12 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from mediamesh.api.deps import Ctx
+from mediamesh.api.deps import Ctx, RowId
+from mediamesh.api.schemas import AUTHENTICATED
 from mediamesh.api.security import Admin
 from mediamesh.services import tokens as svc
 
-router = APIRouter(prefix="/api/v1/tokens", tags=["tokens"])
+router = APIRouter(prefix="/api/v1/tokens", tags=["tokens"], responses=AUTHENTICATED)
 
 
 class TokenCreate(BaseModel):
@@ -33,7 +34,7 @@ def create_token(body: TokenCreate, ctx: Ctx, caller: Admin) -> dict[str, Any]:
 
 
 @router.delete("/{token_id}")
-def revoke_token(token_id: int, request: Request, ctx: Ctx, _: Admin) -> dict[str, Any]:
+def revoke_token(token_id: RowId, request: Request, ctx: Ctx, _: Admin) -> dict[str, Any]:
     revoked = svc.revoke_token(ctx, token_id)
     request.app.state.token_cache.forget(token_id)
     return revoked
