@@ -214,3 +214,38 @@ def test_seeking_in_a_video_on_an_smb_share(client: TestClient, samba: object, s
         assert response.content == data[start:stop]
     whole = client.get(url)
     assert whole.headers["content-type"] == "video/x-matroska" and whole.content == data
+
+
+def test_signed_links_play_without_a_token(client: TestClient, clip: tuple[Path, str]) -> None:
+    path, media_id = clip
+    made = client.post(f"/api/v1/media/{media_id}/link?ttl=600")
+    assert made.status_code == 200
+    url = made.json()["url"]
+    assert url.startswith(f"/api/v1/media/{media_id}/content?expires=")
+    anonymous = TestClient(client.app, client=("127.0.0.1", 40001))
+    ranged = anonymous.get(url, headers={"Range": "bytes=100-199"})
+    assert ranged.status_code == 206 and ranged.content == path.read_bytes()[100:200]
+    tampered = url[:-3] + ("AAA" if not url.endswith("AAA") else "BBB")
+    assert anonymous.get(tampered).status_code == 401
+    expires = int(url.split("expires=")[1].split("&")[0])
+    longer = url.replace(f"expires={expires}", f"expires={expires + 3600}")
+    assert anonymous.get(longer).status_code == 401  # the expiry is signed too
+    other = client.post("/api/v1/media/" + "0" * 64 + "/link")
+    assert other.status_code == 404  # no links for what is not in the catalog
+    file_id = client.get("/api/v1/files").json()["data"][0]["id"]
+    file_url = client.post(f"/api/v1/files/{file_id}/link").json()["url"]
+    assert anonymous.get(file_url.replace(f"/files/{file_id}/", "/files/999/")).status_code == 401
+    assert anonymous.get(file_url).content == path.read_bytes()
+    assert anonymous.get(f"/api/v1/media/{media_id}").status_code == 401  # a link opens content only
+
+
+def test_expired_links_are_refused(
+    client: TestClient, clip: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    url = client.post(f"/api/v1/media/{clip[1]}/link?ttl=60").json()["url"]
+    later = time.time() + 120
+    monkeypatch.setattr("mediamesh.services.links._now", lambda: later)
+    response = TestClient(client.app, client=("127.0.0.1", 40002)).get(url)
+    assert response.status_code == 401 and "expired" in response.json()["error"]["message"]

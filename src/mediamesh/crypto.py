@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
 import os
 from pathlib import Path
@@ -25,6 +26,8 @@ KEY_FILE = "secret.key"
 class SecretBox:
     def __init__(self, key: bytes) -> None:
         self._fernet = Fernet(key)
+        # A separate key for signatures, so that no signature can ever be turned against the encryption.
+        self._signing_key = hashlib.sha256(b"mediamesh signed links\0" + key).digest()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SecretBox:
@@ -35,6 +38,13 @@ class SecretBox:
 
     def seal(self, secret: dict[str, Any]) -> bytes:
         return self._fernet.encrypt(json.dumps(secret).encode())
+
+    def sign(self, message: str) -> str:
+        digest = hmac.new(self._signing_key, message.encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+    def verify(self, message: str, signature: str) -> bool:
+        return hmac.compare_digest(self.sign(message), signature)
 
     def open(self, token: bytes) -> dict[str, Any]:
         try:

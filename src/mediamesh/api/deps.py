@@ -28,12 +28,28 @@ T = TypeVar("T")
 CATALOG_THREADS = 2
 
 
+#: Threads that may wait on sources at once (opening and reading content). Apart from the catalog's and
+#: the server's default pool, so that a hung NAS holding all of them delays only more reads from sources.
+SOURCE_THREADS = 32
+
+
+def _limiter(request: Request, name: str, size: int) -> anyio.CapacityLimiter:
+    limiter: anyio.CapacityLimiter | None = getattr(request.app.state, name, None)
+    if limiter is None:
+        limiter = anyio.CapacityLimiter(size)
+        setattr(request.app.state, name, limiter)
+    return limiter
+
+
 async def run_query(request: Request, fn: Callable[..., T], *args: Any) -> T:
     """Run a catalog query off the event loop, on the API's few catalog threads."""
-    limiter: anyio.CapacityLimiter | None = getattr(request.app.state, "catalog_limiter", None)
-    if limiter is None:
-        limiter = request.app.state.catalog_limiter = anyio.CapacityLimiter(CATALOG_THREADS)
-    return await anyio.to_thread.run_sync(fn, *args, limiter=limiter)
+    return await anyio.to_thread.run_sync(
+        fn, *args, limiter=_limiter(request, "catalog_limiter", CATALOG_THREADS)
+    )
+
+
+def source_limiter(request: Request) -> anyio.CapacityLimiter:
+    return _limiter(request, "source_limiter", SOURCE_THREADS)
 
 
 def _query_names(dependant: Any) -> set[str]:

@@ -14,13 +14,14 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import anyio
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mediamesh.api.errors import error_response
 from mediamesh.context import Context
 from mediamesh.services import tokens as token_svc
+from mediamesh.services.links import link_is_valid
 
 FREE_FAILURES = 5
 WINDOW = 60.0
@@ -166,6 +167,27 @@ def require(scope: str) -> Callable[..., Awaitable[dict[str, Any]]]:
     return dependency
 
 
+_read = require("read")
+
+
+async def read_or_signed_link(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    expires: Annotated[int | None, Query(ge=0, le=2**40, description="From a signed link.")] = None,
+    signature: Annotated[str | None, Query(max_length=128, description="From a signed link.")] = None,
+) -> dict[str, Any]:
+    """A read token, or a valid signed link for exactly this path (see services/links.py)."""
+    if expires is None and signature is None:
+        return await _read(request, credentials)
+    ctx: Context = request.app.state.ctx
+    if expires is None or signature is None or not link_is_valid(ctx, request.url.path, expires, signature):
+        host = request.client.host if request.client else "?"
+        await anyio.sleep(request.app.state.failed_logins.delay(host))
+        raise HTTPException(401, "this link is invalid or has expired; ask for a new one")
+    return {"id": None, "name": "signed link", "scope": "read"}
+
+
 Read = Annotated[dict[str, Any], Depends(require("read"))]
+ReadOrLink = Annotated[dict[str, Any], Depends(read_or_signed_link)]
 Write = Annotated[dict[str, Any], Depends(require("write"))]
 Admin = Annotated[dict[str, Any], Depends(require("admin"))]

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import anyio
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from mediamesh.api.deps import Ctx, RowId, run_query
+from mediamesh.api.deps import Ctx, RowId, run_query, source_limiter
 from mediamesh.api.responses import FastJSON
 from mediamesh.api.schemas import AUTHENTICATED, FilePage, Media, MediaPage
-from mediamesh.api.security import Read, Write
+from mediamesh.api.security import Read, ReadOrLink, Write
 from mediamesh.api.streaming import content_response
 from mediamesh.errors import InvalidInput
 from mediamesh.services import content as content_svc
+from mediamesh.services import links
 from mediamesh.services import media as media_svc
 from mediamesh.services import scans as scan_svc
 from mediamesh.services.scans import get_scan
@@ -80,10 +82,12 @@ _CONTENT_RESPONSES: dict[int | str, dict[str, Any]] = {
     responses=_CONTENT_RESPONSES,
     operation_id="media_content_head",
 )
-def media_content(media_id: str, request: Request, ctx: Ctx, _: Read) -> Response:
+async def media_content(media_id: str, request: Request, ctx: Ctx, _: ReadOrLink) -> Response:
     """The media's bytes from a reachable location (online sources first, then by priority)."""
-    opened = content_svc.open_media(ctx, request.app.state.content_backends, media_id)
-    return content_response(request, opened, immutable=True)
+    limiter = source_limiter(request)
+    pool = request.app.state.content_backends
+    opened = await anyio.to_thread.run_sync(content_svc.open_media, ctx, pool, media_id, limiter=limiter)
+    return content_response(request, opened, immutable=True, limiter=limiter)
 
 
 @router.get("/files/{file_id}/content", response_class=Response, responses=_CONTENT_RESPONSES)
@@ -93,10 +97,43 @@ def media_content(media_id: str, request: Request, ctx: Ctx, _: Read) -> Respons
     responses=_CONTENT_RESPONSES,
     operation_id="file_content_head",
 )
-def file_content(file_id: RowId, request: Request, ctx: Ctx, _: Read) -> Response:
+async def file_content(file_id: RowId, request: Request, ctx: Ctx, _: ReadOrLink) -> Response:
     """The bytes of one location."""
-    opened = content_svc.open_file(ctx, request.app.state.content_backends, file_id)
-    return content_response(request, opened, immutable=False)
+    limiter = source_limiter(request)
+    pool = request.app.state.content_backends
+    opened = await anyio.to_thread.run_sync(content_svc.open_file, ctx, pool, file_id, limiter=limiter)
+    return content_response(request, opened, immutable=False, limiter=limiter)
+
+
+class Link(BaseModel):
+    url: str = Field(description="Works without a token until expires_at (relative to this server).")
+    expires_at: str
+
+
+@router.post("/media/{media_id}/link", response_model=Link)
+def media_link(
+    media_id: str,
+    request: Request,
+    ctx: Ctx,
+    _: Read,
+    ttl: Annotated[int, Query(ge=60, le=links.MAX_TTL, description="Seconds the link works.")] = 6 * 3600,
+) -> dict[str, Any]:
+    """A signed content URL for players that cannot send a token (a browser's video tag, VLC)."""
+    media_svc.show_media(ctx, media_id)  # 404 / 422 for what is not a media id of this catalog
+    path = request.app.url_path_for("media_content", media_id=media_id.strip().lower())
+    return links.make_link(ctx, path, ttl)
+
+
+@router.post("/files/{file_id}/link", response_model=Link)
+def file_link(
+    file_id: RowId,
+    request: Request,
+    ctx: Ctx,
+    _: Read,
+    ttl: Annotated[int, Query(ge=60, le=links.MAX_TTL, description="Seconds the link works.")] = 6 * 3600,
+) -> dict[str, Any]:
+    """A signed content URL for one location."""
+    return links.make_link(ctx, request.app.url_path_for("file_content", file_id=str(file_id)), ttl)
 
 
 @router.get("/files", response_class=FastJSON, responses={200: {"model": FilePage}})
