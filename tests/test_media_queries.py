@@ -4,6 +4,7 @@ disconnected sources, media with one copy only, duplicates, and a search on name
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -132,3 +133,45 @@ def test_prefixes(
     assert ids(media_svc.list_media(ctx, q="c*")) == {two_disks[k] for k in ("wedding", "concert")}
     assert ids(media_svc.list_media(ctx, q="ÉLO* interv*")) == {two_disks["interview"]}
     assert media_svc.list_media(ctx, q="zzz*")["count"] == 0
+
+
+def test_counts_are_made_once_and_a_stale_one_is_recounted_in_the_background(sqlite_ctx: Context) -> None:
+    import threading
+
+    from sqlalchemy import Connection
+
+    cache = media_svc._CountCache()
+    calls: list[int] = []
+    release = threading.Event()
+
+    def slow_count(conn: Connection) -> int:
+        calls.append(1)
+        release.wait(5)
+        return 41 + len(calls)
+
+    def ask(generation: int) -> int:
+        with sqlite_ctx.catalog.read() as conn:
+            return cache.count(sqlite_ctx.catalog, ("k",), generation, slow_count, conn)
+
+    results: list[int] = []
+    waiting = [threading.Thread(target=lambda: results.append(ask(1))) for _ in range(5)]
+    for thread in waiting:
+        thread.start()
+    release.set()
+    for thread in waiting:
+        thread.join(10)
+    assert results == [42] * 5 and len(calls) == 1  # five requests at once, one count
+    assert ask(1) == 42 and len(calls) == 1  # fresh: reused
+    release.clear()
+    assert ask(2) == 42  # the catalog changed: the last count is answered at once...
+    deadline = time.monotonic() + 5
+    while len(calls) < 2:  # ...while one recount starts in the background
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert ask(2) == 42 and len(calls) == 2  # asked again meanwhile: still the last count, no new one
+    release.set()
+    deadline = time.monotonic() + 5
+    while ask(2) != 43:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert len(calls) == 2

@@ -79,15 +79,19 @@ class Catalog:
             yield conn
 
     @contextmanager
-    def write(self) -> Iterator[Connection]:
-        """A connection in a write transaction, committed on success, rolled back on any exception."""
+    def write(self, bump: bool = True) -> Iterator[Connection]:
+        """A connection in a write transaction, committed on success, rolled back on any exception.
+
+        ``bump=False`` for writes that change no query result (a token's last use), so that cached
+        counts stay valid."""
         with self._write_lock, self.engine.connect() as raw:
             conn = raw.execution_options(mediamesh_write=True)
             try:
                 with conn.begin():
                     yield conn
             finally:
-                self.generation += 1
+                if bump:
+                    self.generation += 1
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision (cheap when it is already there)."""

@@ -98,9 +98,8 @@ def verify(ctx: Context, value: str) -> dict[str, Any] | None:
     now = now_utc()
     last = aware(row.last_used_at)
     if last is None or (now - last).total_seconds() > 60:
-        with (
-            ctx.catalog.write() as conn
-        ):  # at most once a minute: a busy client must not turn reads into writes
+        # At most once a minute: a busy client must not turn reads into writes (nor reset cached counts).
+        with ctx.catalog.write(bump=False) as conn:
             conn.execute(update(tokens).where(tokens.c.id == row.id).values(last_used_at=now))
     return _public(row)
 

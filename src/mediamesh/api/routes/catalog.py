@@ -56,7 +56,10 @@ async def list_media(
     """A page of media, each with every location and its state."""
     if project is not None:
         raise InvalidInput("filtering by project is not available yet (projects come with issue #5)")
-    return FastJSON(media_svc.list_media(ctx, source, state, duplicates, kind, limit, cursor, q, single_copy))
+    page = await run_query(
+        request, media_svc.list_media, ctx, source, state, duplicates, kind, limit, cursor, q, single_copy
+    )
+    return FastJSON(page)
 
 
 @router.get("/media/{media_id}", response_class=FastJSON, responses={200: {"model": Media}})
