@@ -168,3 +168,17 @@ def test_json_output_of_every_listing_is_one_document(env: Path, library: Path) 
     run("source", "add", "nas", str(library))
     for args in (("source", "list"), ("source", "show", "nas"), ("media", "list"), ("scan", "nas")):
         json.loads(run(*args, "--json").stdout)
+
+
+def test_media_queries_and_schedules_from_the_cli(env: Path, library: Path) -> None:
+    write(library / "Wedding" / "a.mov", 100)
+    write(library / "Other" / "b.mov", 200)
+    run("source", "add", "nas", str(library), "--schedule", "6h", "--priority", "5")
+    shown = run_json("source", "show", "nas")
+    assert (shown["schedule"], shown["priority"]) == ("6h", 5)
+    assert "neither an interval" in run("source", "update", "nas", "--schedule", "often", code=2).stderr
+    assert run_json("source", "update", "nas", "--schedule", "off")["schedule"] is None
+    run("scan", "nas")
+    found = run_json("media", "list", "--search", "wedding")
+    assert [m["locations"][0]["path"] for m in found["data"]] == ["Wedding/a.mov"]
+    assert run_json("media", "list", "--single-copy")["count"] == 2

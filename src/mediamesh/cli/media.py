@@ -33,6 +33,12 @@ def list_(
     duplicates: bool = typer.Option(
         False, "--duplicates", help="Only media with more than one present copy."
     ),
+    single_copy: bool = typer.Option(
+        False, "--single-copy", help="Only media with exactly one present copy (what one disk would lose)."
+    ),
+    search: str | None = typer.Option(
+        None, "--search", "-q", help="Words in a location's path; word* for words beginning so."
+    ),
     limit: int = typer.Option(100, "--limit", help="At most this many (1-1000)."),
     cursor: str | None = typer.Option(None, "--cursor", help="Continue after this media id (from 'next')."),
     as_json: bool = JsonOption,
@@ -41,7 +47,7 @@ def list_(
     if project is not None:
         raise fail("projects are not available yet in this version", 2)
     with context() as ctx:
-        page = svc.list_media(ctx, source, state, duplicates, kind, limit, cursor)
+        page = svc.list_media(ctx, source, state, duplicates, kind, limit, cursor, search, single_copy)
 
     def render(p: dict[str, Any]) -> None:
         table = Table("media id", "kind", "size", "state", "copies", "first location")
