@@ -153,3 +153,66 @@ files = Table(
     Index(None, "source_id", "path"),
     Index(None, "vanished_scan_id"),
 )
+
+#: Templates that make projects by themselves: ``Projects/{project}/**`` makes one per folder name found.
+project_templates = Table(
+    "project_templates",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("path", Text, nullable=False, unique=True),
+    Column("sources", JSON, nullable=False, default=list),  # source ids; empty: every source
+    Column("kinds", JSON, nullable=False, default=list),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+projects = Table(
+    "projects",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("description", Text, nullable=False, default=""),
+    Column("origin", String(16), nullable=False, default="manual"),  # manual | template | import
+    # Set when a template made the project; it stays (maybe empty) when the template or its files go.
+    Column("template_id", Integer, ForeignKey("project_templates.id", ondelete="SET NULL"), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+#: A rule matches locations; the media of every matching location is in the project.
+project_rules = Table(
+    "project_rules",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("spec", JSON, nullable=False),  # path glob, sources, kinds, extensions, size and date ranges
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index(None, "project_id"),
+)
+
+#: Why a media item is in a project: a rule or a template through one location, or a manual addition
+#: (no rule, no location). Rows of rules and templates are derived (recomputed from the catalog alone).
+project_members = Table(
+    "project_members",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("media_id", String(64), ForeignKey("media.id"), nullable=False),
+    Column("rule_id", Integer, ForeignKey("project_rules.id", ondelete="CASCADE"), nullable=True),
+    Column("template_id", Integer, ForeignKey("project_templates.id", ondelete="CASCADE"), nullable=True),
+    Column("file_id", BigId, ForeignKey("files.id", ondelete="CASCADE"), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index(None, "project_id", "media_id"),
+    Index(None, "media_id"),
+    Index(None, "file_id"),
+    Index(None, "rule_id"),
+    Index(None, "template_id"),
+)
+
+#: A manual removal: the media stays out of the project whatever the rules say (until added again).
+project_exclusions = Table(
+    "project_exclusions",
+    metadata,
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True),
+    Column("media_id", String(64), ForeignKey("media.id"), primary_key=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)

@@ -40,6 +40,7 @@ from mediamesh.catalog.schema import files, media, sources
 from mediamesh.catalog.times import iso
 from mediamesh.context import Context
 from mediamesh.errors import InvalidInput, NotFound
+from mediamesh.projects.membership import in_project
 from mediamesh.scanning.names import name_key, path_key
 from mediamesh.services.sources import find_source
 
@@ -68,7 +69,7 @@ def _has_location(*conds: ColumnElement[bool]) -> ColumnElement[bool]:
     )
 
 
-def _state_filter(state: str) -> ColumnElement[bool]:
+def state_filter(state: str) -> ColumnElement[bool]:
     reachable = _has_location(files.c.state == "present", ~_unreachable)
     if state == "present":
         return reachable
@@ -199,7 +200,7 @@ def _search_page(
     return {"data": data, "count": count, "next": f"f{page[-1].hit}" if len(rows) > limit else None}
 
 
-def _present_copies() -> Any:
+def present_copies() -> Any:
     return (
         select(func.count())
         .select_from(files)
@@ -303,6 +304,7 @@ def list_media(
     cursor: str | None = None,
     q: str | None = None,
     single_copy: bool = False,
+    project: str | None = None,
 ) -> dict[str, Any]:
     """A page of media, ordered by id; ``next`` is the cursor of the following page (or None).
 
@@ -319,15 +321,19 @@ def list_media(
     with ctx.catalog.read() as conn:
         source_id = find_source(conn, source).id if source is not None else None
         conds: list[ColumnElement[bool]] = []
+        if project is not None:
+            from mediamesh.services.projects import find_project
+
+            conds.append(in_project(find_project(conn, project).id))
         if state is not None:
-            conds.append(_state_filter(state))
+            conds.append(state_filter(state))
         if kind is not None:
             conds.append(media.c.kind == kind)
         if duplicates:
-            conds.append(_present_copies() > 1)
+            conds.append(present_copies() > 1)
         if single_copy:
-            conds.append(_present_copies() == 1)
-        key = (ctx.catalog.instance, source, state, kind, duplicates, single_copy, q)
+            conds.append(present_copies() == 1)
+        key = (ctx.catalog.instance, source, state, kind, duplicates, single_copy, q, project)
         generation = ctx.catalog.generation
         if q is not None and conn.dialect.name == "sqlite":
             return _search_page(ctx.catalog, conn, q, source_id, conds, limit, cursor, key, generation)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -12,9 +13,12 @@ from mediamesh.catalog.scans import scan_summary
 from mediamesh.catalog.times import now_utc
 from mediamesh.context import Context
 from mediamesh.errors import InvalidInput, NotFound
+from mediamesh.projects.assign import assign
 from mediamesh.scanning.pipeline import ProgressFn, Scanner, ScanOptions, SourceRef
 from mediamesh.scanning.safety import MissingPolicy
 from mediamesh.services.sources import backend_for, check_source, find_source, path_filter_for, record_health
+
+log = logging.getLogger(__name__)
 
 
 def run_scan(
@@ -56,6 +60,7 @@ def run_scan(
     scanner = Scanner(ctx.catalog, backend, source, options, progress, cancel, on_started)
     try:
         scan_id = scanner.run()
+        projects = _assign_projects(ctx, row.id)
     finally:
         backend.close()
         if scanner.unreachable is not None:  # known now; the next health probe would only say it later
@@ -68,7 +73,19 @@ def run_scan(
                     "health_error": scanner.unreachable,
                 },
             )
-    return get_scan(ctx, scan_id)
+    summary = get_scan(ctx, scan_id)
+    summary["projects"] = projects
+    return summary
+
+
+def _assign_projects(ctx: Context, source_id: int) -> dict[str, Any] | None:
+    """The assign stage, after every scan: rules and templates over the source's locations (the catalog
+    only). A failure here is logged; it never fails the scan, whose records are already committed."""
+    try:
+        return assign(ctx.catalog, source_ids=[source_id]).public()
+    except Exception:
+        log.exception("assigning projects after scanning source %s failed", source_id)
+        return None
 
 
 def get_scan(ctx: Context, scan_id: int) -> dict[str, Any]:

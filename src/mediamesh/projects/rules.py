@@ -1,0 +1,177 @@
+"""Project rules and templates: what they are, how they are checked, and how they match a location.
+
+A rule matches a location by any mix of: a path glob (``Projects/Wedding-2024/**``, any case), sources,
+media kinds, file extensions, a size range and a modification-date range. A template is a glob with one
+``{project}`` in place of a folder name (``Projects/{project}/**``): each distinct folder name found
+makes (and fills) a project of that name.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from mediamesh.errors import InvalidInput
+from mediamesh.scanning.filters import glob_to_regex
+
+KINDS = ("video", "image", "audio", "other")
+RULE_KEYS = (
+    "path",
+    "sources",
+    "kinds",
+    "extensions",
+    "min_size",
+    "max_size",
+    "modified_after",
+    "modified_before",
+)
+PLACEHOLDER = "{project}"
+
+#: Turns a source's id or name into its id (InvalidInput/NotFound for an unknown one).
+SourceLookup = Callable[[str | int], int]
+
+
+@dataclass(frozen=True)
+class Location:
+    """What a rule looks at: one location and its media's kind."""
+
+    source_id: int
+    path: str
+    kind: str
+    size: int
+    mtime_ns: int
+
+
+def _glob(pattern: str) -> re.Pattern[str]:
+    try:
+        return re.compile(glob_to_regex(pattern) + r"\Z", re.IGNORECASE | re.DOTALL)
+    except (re.error, ValueError) as exc:
+        raise InvalidInput(f"invalid glob {pattern!r}: {exc}") from exc
+
+
+def _timestamp(value: Any, field: str) -> str:
+    if not isinstance(value, str):
+        raise InvalidInput(f"{field} must be a date or time in ISO 8601 (2024-06-01 or 2024-06-01T12:00:00Z)")
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise InvalidInput(f"{field}: {value!r} is not an ISO 8601 date or time") from exc
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()
+
+
+def _strings(value: Any, field: str) -> list[str]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str | int) for v in value):
+        raise InvalidInput(f"{field} must be a list")
+    return [str(v) for v in value]
+
+
+def normalise_rule(raw: Mapping[str, Any], source_id: SourceLookup) -> dict[str, Any]:
+    """A rule as stored: checked, sources as ids, kinds and extensions in lower case. InvalidInput says
+    what is wrong, never a crash."""
+    unknown = sorted(set(raw) - set(RULE_KEYS))
+    if unknown:
+        raise InvalidInput(f"unknown rule field {', '.join(unknown)} (a rule takes: {', '.join(RULE_KEYS)})")
+    spec: dict[str, Any] = {}
+    if raw.get("path"):
+        if not isinstance(raw["path"], str):
+            raise InvalidInput("path must be a glob such as Projects/Wedding-2024/**")
+        if PLACEHOLDER in raw["path"]:
+            raise InvalidInput("{project} belongs in a template (/api/v1/project-templates), not in a rule")
+        _glob(raw["path"])
+        spec["path"] = raw["path"]
+    if raw.get("sources"):
+        spec["sources"] = sorted({source_id(s) for s in _strings(raw["sources"], "sources")})
+    if raw.get("kinds"):
+        kinds = sorted({k.lower() for k in _strings(raw["kinds"], "kinds")})
+        bad = [k for k in kinds if k not in KINDS]
+        if bad:
+            raise InvalidInput(f"unknown kind {', '.join(bad)} (use {', '.join(KINDS)})")
+        spec["kinds"] = kinds
+    if raw.get("extensions"):
+        spec["extensions"] = sorted(
+            {e.lower().lstrip(".") for e in _strings(raw["extensions"], "extensions")}
+        )
+    for field in ("min_size", "max_size"):
+        if raw.get(field) is not None:
+            if not isinstance(raw[field], int) or isinstance(raw[field], bool) or raw[field] < 0:
+                raise InvalidInput(f"{field} must be a number of bytes, 0 or more")
+            spec[field] = raw[field]
+    if spec.get("min_size", 0) > spec.get("max_size", float("inf")):
+        raise InvalidInput("min_size is larger than max_size")
+    for field in ("modified_after", "modified_before"):
+        if raw.get(field) is not None:
+            spec[field] = _timestamp(raw[field], field)
+    if not spec:
+        raise InvalidInput("a rule needs at least one of: " + ", ".join(RULE_KEYS))
+    return spec
+
+
+class CompiledRule:
+    """A stored rule, ready to test locations."""
+
+    def __init__(self, spec: Mapping[str, Any]) -> None:
+        self.path = _glob(spec["path"]) if spec.get("path") else None
+        self.sources = frozenset(spec.get("sources", ()))
+        self.kinds = frozenset(spec.get("kinds", ()))
+        self.extensions = frozenset(spec.get("extensions", ()))
+        self.min_size = spec.get("min_size")
+        self.max_size = spec.get("max_size")
+        after, before = spec.get("modified_after"), spec.get("modified_before")
+        self.after_ns = int(datetime.fromisoformat(after).timestamp() * 1e9) if after else None
+        self.before_ns = int(datetime.fromisoformat(before).timestamp() * 1e9) if before else None
+
+    def applies_to_source(self, source_id: int) -> bool:
+        return not self.sources or source_id in self.sources
+
+    def matches(self, loc: Location) -> bool:
+        if self.sources and loc.source_id not in self.sources:
+            return False
+        if self.kinds and loc.kind not in self.kinds:
+            return False
+        if self.extensions and loc.path.rpartition(".")[2].lower() not in self.extensions:
+            return False
+        if self.min_size is not None and loc.size < self.min_size:
+            return False
+        if self.max_size is not None and loc.size > self.max_size:
+            return False
+        if self.after_ns is not None and loc.mtime_ns < self.after_ns:
+            return False
+        if self.before_ns is not None and loc.mtime_ns >= self.before_ns:
+            return False
+        return self.path is None or self.path.match(loc.path) is not None
+
+
+class CompiledTemplate:
+    """``Projects/{project}/**``: the project a location belongs to, by its folder name, if any."""
+
+    def __init__(self, path: str, sources: list[int] | None = None, kinds: list[str] | None = None) -> None:
+        self.pattern = compile_template(path)
+        self.sources = frozenset(sources or ())
+        self.kinds = frozenset(kinds or ())
+
+    def project_of(self, loc: Location) -> str | None:
+        if self.sources and loc.source_id not in self.sources:
+            return None
+        if self.kinds and loc.kind not in self.kinds:
+            return None
+        match = self.pattern.match(loc.path)
+        return match.group("project") if match else None
+
+
+def compile_template(path: str) -> re.Pattern[str]:
+    if not isinstance(path, str) or path.count(PLACEHOLDER) != 1:
+        raise InvalidInput(f"a template needs exactly one {PLACEHOLDER}, as in Projects/{PLACEHOLDER}/**")
+    before, after = path.split(PLACEHOLDER)
+    if "{" in before + after or "}" in before + after:
+        raise InvalidInput(f"invalid template {path!r}: only {PLACEHOLDER} may be in braces")
+    marker = "\ue000"  # a private-use character stands in for {project} while the glob is translated
+    regex = glob_to_regex(before + marker + after).replace(re.escape(marker), "(?P<project>[^/]+)")
+    try:
+        return re.compile(regex + r"\Z", re.IGNORECASE | re.DOTALL)
+    except re.error as exc:
+        raise InvalidInput(f"invalid template {path!r}: {exc}") from exc

@@ -1,0 +1,399 @@
+"""Projects: create, change, remove; membership by rules, templates and by hand; why a media item is in a
+project; what a project holds. The CLI and the API both call these."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlalchemy import Connection, delete, func, insert, select, update
+
+from mediamesh.catalog.schema import (
+    files,
+    media,
+    project_exclusions,
+    project_members,
+    project_rules,
+    project_templates,
+    projects,
+    sources,
+)
+from mediamesh.catalog.times import iso, now_utc
+from mediamesh.context import Context
+from mediamesh.errors import Conflict, InvalidInput, NotFound
+from mediamesh.projects.assign import assign, forget_reasons
+from mediamesh.projects.membership import in_project
+from mediamesh.projects.rules import (
+    CompiledRule,
+    Location,
+    compile_template,
+    normalise_rule,
+)
+from mediamesh.services.media import MEDIA_ID_RE, present_copies, state_filter
+from mediamesh.services.sources import find_source
+
+_BAD_NAME = re.compile(r"[\x00-\x1f/\\]")
+
+
+def validate_project_name(name: str) -> str:
+    name = name.strip() if isinstance(name, str) else ""
+    if not name or len(name) > 200 or _BAD_NAME.search(name):
+        raise InvalidInput("a project name is 1-200 characters, without '/', '\\' or control characters")
+    return name
+
+
+def find_project(conn: Connection, id_or_name: str | int) -> Any:
+    """By name first (a folder may well be called 2024), then by numeric id."""
+    text = str(id_or_name)
+    row = conn.execute(select(projects).where(projects.c.name == text)).first()
+    if row is None and text.isdigit() and len(text) <= 18:
+        row = conn.execute(select(projects).where(projects.c.id == int(text))).first()
+    if row is None:
+        raise NotFound(f"no project {text!r} (see 'mediamesh project list')")
+    return row
+
+
+def _source_lookup(conn: Connection) -> Any:
+    return lambda value: find_source(conn, value).id
+
+
+# -- projects ----------------------------------------------------------------------------------------------
+def create_project(
+    ctx: Context, name: str, description: str = "", rules: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    name = validate_project_name(name)
+    now = now_utc()
+    with ctx.catalog.write() as conn:
+        if conn.execute(select(projects.c.id).where(projects.c.name == name)).first() is not None:
+            raise Conflict(f"a project named {name!r} already exists")
+        specs = [normalise_rule(r, _source_lookup(conn)) for r in rules or []]
+        key = conn.execute(
+            insert(projects).values(
+                name=name, description=description or "", origin="manual", created_at=now, updated_at=now
+            )
+        ).inserted_primary_key
+        assert key is not None
+        rule_ids = _insert_rules(conn, int(key[0]), specs)
+    assign(ctx.catalog, rule_ids=rule_ids)
+    return show_project(ctx, name)
+
+
+def _insert_rules(conn: Connection, project_id: int, specs: list[dict[str, Any]]) -> list[int]:
+    ids = []
+    for spec in specs:
+        key = conn.execute(
+            insert(project_rules).values(project_id=project_id, spec=spec, created_at=now_utc())
+        ).inserted_primary_key
+        assert key is not None
+        ids.append(int(key[0]))
+    return ids
+
+
+def update_project(
+    ctx: Context,
+    id_or_name: str,
+    name: str | None = None,
+    description: str | None = None,
+    rules: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Rename, describe, or replace the rules (memberships are recomputed from the catalog, no rescan)."""
+    with ctx.catalog.write() as conn:
+        row = find_project(conn, id_or_name)
+        values: dict[str, Any] = {"updated_at": now_utc()}
+        if name is not None:
+            values["name"] = validate_project_name(name)
+            clash = conn.execute(
+                select(projects.c.id).where(projects.c.name == values["name"], projects.c.id != row.id)
+            ).first()
+            if clash is not None:
+                raise Conflict(f"a project named {values['name']!r} already exists")
+        if description is not None:
+            values["description"] = description
+        new_rules: list[int] = []
+        if rules is not None:
+            specs = [normalise_rule(r, _source_lookup(conn)) for r in rules]
+            old = list(
+                conn.execute(select(project_rules.c.id).where(project_rules.c.project_id == row.id)).scalars()
+            )
+            forget_reasons(conn, old, [])
+            conn.execute(delete(project_rules).where(project_rules.c.project_id == row.id))
+            new_rules = _insert_rules(conn, row.id, specs)
+        conn.execute(update(projects).where(projects.c.id == row.id).values(**values))
+    if new_rules:
+        assign(ctx.catalog, rule_ids=new_rules)
+    return show_project(ctx, str(row.id) if name is None else values["name"])
+
+
+def remove_project(ctx: Context, id_or_name: str) -> dict[str, Any]:
+    """Forget a project and its memberships; media and files are untouched. A template makes it again
+    at the next scan if its folder is still there."""
+    with ctx.catalog.write() as conn:
+        row = find_project(conn, id_or_name)
+        conn.execute(delete(project_members).where(project_members.c.project_id == row.id))
+        conn.execute(delete(project_exclusions).where(project_exclusions.c.project_id == row.id))
+        conn.execute(delete(project_rules).where(project_rules.c.project_id == row.id))
+        conn.execute(delete(projects).where(projects.c.id == row.id))
+    return {"id": row.id, "name": row.name, "removed": True}
+
+
+def _rules_of(conn: Connection, project_id: int) -> list[dict[str, Any]]:
+    names = {r.id: r.name for r in conn.execute(select(sources.c.id, sources.c.name))}
+    out = []
+    for r in conn.execute(select(project_rules).where(project_rules.c.project_id == project_id)):
+        spec = dict(r.spec)
+        if "sources" in spec:
+            spec["sources"] = [names.get(s, str(s)) for s in spec["sources"]]
+        out.append({"id": r.id, **spec})
+    return out
+
+
+def _stats(conn: Connection, project_id: int) -> dict[str, Any]:
+    """Counts and size of a project's media: per kind, on offline sources only, with a single copy."""
+    member = in_project(project_id)
+    per_kind = {
+        kind: int(n)
+        for kind, n in conn.execute(select(media.c.kind, func.count()).where(member).group_by(media.c.kind))
+    }
+    total = conn.execute(select(func.coalesce(func.sum(media.c.size), 0)).where(member)).scalar_one()
+    offline = conn.execute(
+        select(func.count()).select_from(media).where(member, state_filter("offline"))
+    ).scalar_one()
+    single = conn.execute(
+        select(func.count()).select_from(media).where(member, present_copies() == 1)
+    ).scalar_one()
+    return {
+        "media": sum(per_kind.values()),
+        "size": int(total),
+        "kinds": per_kind,
+        "offline_only": int(offline),
+        "single_copy": int(single),
+    }
+
+
+def _public(conn: Connection, row: Any, stats: bool = True) -> dict[str, Any]:
+    template = None
+    if row.template_id is not None:
+        template = conn.execute(
+            select(project_templates.c.path).where(project_templates.c.id == row.template_id)
+        ).scalar_one_or_none()
+    out = {
+        "id": row.id,
+        "name": row.name,
+        "description": row.description,
+        "origin": row.origin,
+        "template": template,
+        "rules": _rules_of(conn, row.id),
+        "created_at": iso(row.created_at),
+        "updated_at": iso(row.updated_at),
+    }
+    if stats:
+        out["stats"] = _stats(conn, row.id)
+    return out
+
+
+def list_projects(ctx: Context) -> list[dict[str, Any]]:
+    with ctx.catalog.read() as conn:
+        return [_public(conn, r) for r in conn.execute(select(projects).order_by(projects.c.name))]
+
+
+def show_project(ctx: Context, id_or_name: str) -> dict[str, Any]:
+    with ctx.catalog.read() as conn:
+        return _public(conn, find_project(conn, id_or_name))
+
+
+def project_id_of(ctx: Context, id_or_name: str) -> int:
+    with ctx.catalog.read() as conn:
+        return int(find_project(conn, id_or_name).id)
+
+
+# -- manual membership -------------------------------------------------------------------------------------
+def _media_id(conn: Connection, value: str) -> str:
+    media_id = value.strip().lower()
+    if not MEDIA_ID_RE.match(media_id):
+        raise InvalidInput(f"{value!r} is not a media id (64 hex characters, as b3sum prints)")
+    if conn.execute(select(media.c.id).where(media.c.id == media_id)).first() is None:
+        raise NotFound(f"no media {media_id}")
+    return media_id
+
+
+def add_media(ctx: Context, id_or_name: str, media_id: str) -> dict[str, Any]:
+    """Put a media item into a project by hand; it follows the content (any copy, moved or renamed)."""
+    with ctx.catalog.write() as conn:
+        row = find_project(conn, id_or_name)
+        media_id = _media_id(conn, media_id)
+        conn.execute(
+            delete(project_exclusions).where(
+                project_exclusions.c.project_id == row.id, project_exclusions.c.media_id == media_id
+            )
+        )
+        manual = select(project_members.c.id).where(
+            project_members.c.project_id == row.id,
+            project_members.c.media_id == media_id,
+            project_members.c.rule_id.is_(None),
+            project_members.c.template_id.is_(None),
+        )
+        if conn.execute(manual).first() is None:
+            conn.execute(
+                insert(project_members).values(project_id=row.id, media_id=media_id, created_at=now_utc())
+            )
+    return explain(ctx, media_id)
+
+
+def remove_media(ctx: Context, id_or_name: str, media_id: str) -> dict[str, Any]:
+    """Take a media item out of a project by hand. This wins over every rule: an exclusion, kept until the
+    media is added again."""
+    with ctx.catalog.write() as conn:
+        row = find_project(conn, id_or_name)
+        media_id = _media_id(conn, media_id)
+        conn.execute(
+            delete(project_members).where(
+                project_members.c.project_id == row.id,
+                project_members.c.media_id == media_id,
+                project_members.c.rule_id.is_(None),
+                project_members.c.template_id.is_(None),
+            )
+        )
+        excluded = select(project_exclusions.c.media_id).where(
+            project_exclusions.c.project_id == row.id, project_exclusions.c.media_id == media_id
+        )
+        if conn.execute(excluded).first() is None:
+            conn.execute(
+                insert(project_exclusions).values(project_id=row.id, media_id=media_id, created_at=now_utc())
+            )
+    return explain(ctx, media_id)
+
+
+def explain(ctx: Context, media_id: str) -> dict[str, Any]:
+    """The projects a media item is in, and why: which rule or template through which location, or by hand;
+    and the projects it was taken out of by hand."""
+    with ctx.catalog.read() as conn:
+        media_id = _media_id(conn, media_id)
+        rows = conn.execute(
+            select(
+                projects.c.id,
+                projects.c.name,
+                project_members.c.rule_id,
+                project_members.c.template_id,
+                project_templates.c.path.label("template"),
+                project_rules.c.spec,
+                sources.c.name.label("source"),
+                files.c.path,
+            )
+            .select_from(project_members)
+            .join(projects, projects.c.id == project_members.c.project_id)
+            .outerjoin(project_rules, project_rules.c.id == project_members.c.rule_id)
+            .outerjoin(project_templates, project_templates.c.id == project_members.c.template_id)
+            .outerjoin(files, files.c.id == project_members.c.file_id)
+            .outerjoin(sources, sources.c.id == files.c.source_id)
+            .where(project_members.c.media_id == media_id)
+            .order_by(projects.c.name, project_members.c.id)
+        ).all()
+        excluded = {
+            r.name: r.id
+            for r in conn.execute(
+                select(projects.c.id, projects.c.name)
+                .join(project_exclusions, project_exclusions.c.project_id == projects.c.id)
+                .where(project_exclusions.c.media_id == media_id)
+            )
+        }
+    found: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        if r.name in excluded:
+            continue
+        entry = found.setdefault(r.name, {"id": r.id, "name": r.name, "reasons": []})
+        if r.rule_id is not None:
+            reason = {"by": "rule", "rule_id": r.rule_id, "rule": r.spec, "location": f"{r.source}:{r.path}"}
+        elif r.template_id is not None:
+            reason = {"by": "template", "template_id": r.template_id, "template": r.template}
+            reason["location"] = f"{r.source}:{r.path}"
+        else:
+            reason = {"by": "hand"}
+        entry["reasons"].append(reason)
+    return {
+        "media_id": media_id,
+        "projects": list(found.values()),
+        "excluded_from": [{"id": i, "name": n} for n, i in sorted(excluded.items())],
+    }
+
+
+# -- rules: preview -----------------------------------------------------------------------------------------
+def preview_rule(ctx: Context, raw: dict[str, Any]) -> dict[str, Any]:
+    """How many locations and media a rule would match, before it is saved (reads the catalog only)."""
+    with ctx.catalog.read() as conn:
+        rule = CompiledRule(normalise_rule(raw, _source_lookup(conn)))
+        query = select(
+            files.c.source_id, files.c.path, files.c.size, files.c.mtime_ns, files.c.media_id, media.c.kind
+        ).join(media, media.c.id == files.c.media_id)
+        if rule.sources:
+            query = query.where(files.c.source_id.in_(rule.sources))
+        matched_files, matched_media, examples = 0, set[str](), list[str]()
+        for r in conn.execute(query.execution_options(yield_per=5000)):
+            if rule.matches(Location(r.source_id, r.path, r.kind, r.size, r.mtime_ns)):
+                matched_files += 1
+                matched_media.add(r.media_id)
+                if len(examples) < 5:
+                    examples.append(r.path)
+    return {"files": matched_files, "media": len(matched_media), "examples": examples}
+
+
+# -- templates ----------------------------------------------------------------------------------------------
+def _template_public(conn: Connection, row: Any) -> dict[str, Any]:
+    names = {r.id: r.name for r in conn.execute(select(sources.c.id, sources.c.name))}
+    made = conn.execute(select(func.count()).select_from(projects).where(projects.c.template_id == row.id))
+    return {
+        "id": row.id,
+        "path": row.path,
+        "sources": [names.get(s, str(s)) for s in row.sources or []],
+        "kinds": row.kinds or [],
+        "projects": int(made.scalar_one()),
+        "created_at": iso(row.created_at),
+    }
+
+
+def add_template(
+    ctx: Context, path: str, source_names: list[str] | None = None, kinds: list[str] | None = None
+) -> dict[str, Any]:
+    """A template makes a project per folder name and fills it, now (from the catalog) and at every scan."""
+    compile_template(path)
+    with ctx.catalog.write() as conn:
+        spec = normalise_rule(
+            {"sources": source_names or [], "kinds": kinds or [], "path": "**"}, _source_lookup(conn)
+        )
+        if conn.execute(select(project_templates.c.id).where(project_templates.c.path == path)).first():
+            raise Conflict(f"the template {path!r} exists already")
+        key = conn.execute(
+            insert(project_templates).values(
+                path=path, sources=spec.get("sources", []), kinds=spec.get("kinds", []), created_at=now_utc()
+            )
+        ).inserted_primary_key
+        assert key is not None
+        template_id = int(key[0])
+    result = assign(ctx.catalog, template_ids=[template_id])
+    with ctx.catalog.read() as conn:
+        row = conn.execute(select(project_templates).where(project_templates.c.id == template_id)).one()
+        return {**_template_public(conn, row), "projects_created": result.projects_created}
+
+
+def list_templates(ctx: Context) -> list[dict[str, Any]]:
+    with ctx.catalog.read() as conn:
+        return [
+            _template_public(conn, r)
+            for r in conn.execute(select(project_templates).order_by(project_templates.c.id))
+        ]
+
+
+def remove_template(ctx: Context, template_id: int) -> dict[str, Any]:
+    """Stop a template. The projects it made stay, with their manual members; its own memberships go."""
+    with ctx.catalog.write() as conn:
+        row = conn.execute(select(project_templates).where(project_templates.c.id == template_id)).first()
+        if row is None:
+            raise NotFound(f"no project template {template_id}")
+        forget_reasons(conn, [], [template_id])
+        conn.execute(update(projects).where(projects.c.template_id == template_id).values(template_id=None))
+        conn.execute(delete(project_templates).where(project_templates.c.id == template_id))
+    return {"id": template_id, "path": row.path, "removed": True}
+
+
+def apply_rules(ctx: Context) -> dict[str, Any]:
+    """Re-apply every rule and template to the whole catalog (idempotent; no source is read)."""
+    return assign(ctx.catalog).public()
