@@ -37,7 +37,14 @@ def every_operation() -> list[tuple[str, str]]:
         app = create_app(Settings(data_dir=Path(data)))
         spec = app.openapi()
         app.state.ctx.close()
-    filled = {"id_or_name": "x", "media_id": "a" * 64, "file_id": "1", "scan_id": "1", "token_id": "1"}
+    filled = {
+        "id_or_name": "x",
+        "media_id": "a" * 64,
+        "file_id": "1",
+        "scan_id": "1",
+        "token_id": "1",
+        "template_id": "1",
+    }
     operations = []
     for template, methods in spec["paths"].items():
         path = template

@@ -13,7 +13,7 @@ from mediamesh.api import errors
 from mediamesh.api.deps import no_unknown_query, run_query
 from mediamesh.api.metrics import CONTENT_TYPE, Metrics, MetricsMiddleware
 from mediamesh.api.responses import FastJSON
-from mediamesh.api.routes import catalog, sources, tokens
+from mediamesh.api.routes import catalog, projects, sources, tokens
 from mediamesh.api.schemas import COMMON
 from mediamesh.api.schemas import errors as error_responses
 from mediamesh.api.security import AllowlistMiddleware, FailedLogins, Read, TokenCache
@@ -71,6 +71,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(sources.router)
     app.include_router(tokens.router)
     app.include_router(catalog.router)
+    app.include_router(projects.router)
 
     @app.get(
         "/metrics",

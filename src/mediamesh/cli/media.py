@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from mediamesh.cli.output import JsonOption, context, emit, fail, human_size, out
+from mediamesh.cli.output import JsonOption, context, emit, human_size, out
 from mediamesh.services import media as svc
 
 app = typer.Typer(help="What media you have and where each copy is.", no_args_is_help=True)
@@ -44,10 +44,10 @@ def list_(
     as_json: bool = JsonOption,
 ) -> None:
     """List media with their locations."""
-    if project is not None:
-        raise fail("projects are not available yet in this version", 2)
     with context() as ctx:
-        page = svc.list_media(ctx, source, state, duplicates, kind, limit, cursor, search, single_copy)
+        page = svc.list_media(
+            ctx, source, state, duplicates, kind, limit, cursor, search, single_copy, project
+        )
 
     def render(p: dict[str, Any]) -> None:
         table = Table("media id", "kind", "size", "state", "copies", "first location")

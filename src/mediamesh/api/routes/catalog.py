@@ -14,7 +14,6 @@ from mediamesh.api.responses import FastJSON
 from mediamesh.api.schemas import AUTHENTICATED, FilePage, Media, MediaPage
 from mediamesh.api.security import Read, ReadOrLink, Write
 from mediamesh.api.streaming import content_response
-from mediamesh.errors import InvalidInput
 from mediamesh.services import content as content_svc
 from mediamesh.services import links
 from mediamesh.services import media as media_svc
@@ -54,10 +53,19 @@ async def list_media(
     cursor: Annotated[str | None, Query(description="`next` of the previous page.")] = None,
 ) -> FastJSON:
     """A page of media, each with every location and its state."""
-    if project is not None:
-        raise InvalidInput("filtering by project is not available yet (projects come with issue #5)")
     page = await run_query(
-        request, media_svc.list_media, ctx, source, state, duplicates, kind, limit, cursor, q, single_copy
+        request,
+        media_svc.list_media,
+        ctx,
+        source,
+        state,
+        duplicates,
+        kind,
+        limit,
+        cursor,
+        q,
+        single_copy,
+        project,
     )
     return FastJSON(page)
 
