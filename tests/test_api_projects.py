@@ -31,10 +31,12 @@ def scan(client: TestClient, source: str) -> dict[str, Any]:
     started = client.post(f"/api/v1/sources/{source}/scans", json={})
     assert started.status_code == 202, started.text
     deadline = time.monotonic() + 30
-    while (scan := client.get(f"/api/v1/scans/{started.json()['id']}").json())["status"] == "running":
+    while True:
+        record: dict[str, Any] = client.get(f"/api/v1/scans/{started.json()['id']}").json()
+        if record["status"] != "running":
+            return record
         assert time.monotonic() < deadline
         time.sleep(0.05)
-    return scan
 
 
 def test_a_template_over_two_smb_shares(client: TestClient, samba: SambaServer) -> None:
