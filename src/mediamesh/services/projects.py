@@ -221,22 +221,30 @@ def add_media(ctx: Context, id_or_name: str, media_id: str) -> dict[str, Any]:
     with ctx.catalog.write() as conn:
         row = find_project(conn, id_or_name)
         media_id = _media_id(conn, media_id)
-        conn.execute(
-            delete(project_exclusions).where(
-                project_exclusions.c.project_id == row.id, project_exclusions.c.media_id == media_id
-            )
-        )
-        manual = select(project_members.c.id).where(
-            project_members.c.project_id == row.id,
-            project_members.c.media_id == media_id,
-            project_members.c.rule_id.is_(None),
-            project_members.c.template_id.is_(None),
-        )
-        if conn.execute(manual).first() is None:
-            conn.execute(
-                insert(project_members).values(project_id=row.id, media_id=media_id, created_at=now_utc())
-            )
+        add_by_hand(conn, row.id, media_id, over_exclusion=True)
     return explain(ctx, media_id)
+
+
+def add_by_hand(conn: Connection, project_id: int, media_id: str, over_exclusion: bool) -> bool:
+    """A manual membership (if there is none yet). ``over_exclusion``: a person adding it again lifts
+    their earlier removal; an import does not. Returns whether a membership was added."""
+    excluded = (project_exclusions.c.project_id == project_id) & (project_exclusions.c.media_id == media_id)
+    if over_exclusion:
+        conn.execute(delete(project_exclusions).where(excluded))
+    elif conn.execute(select(project_exclusions.c.media_id).where(excluded)).first() is not None:
+        return False
+    manual = select(project_members.c.id).where(
+        project_members.c.project_id == project_id,
+        project_members.c.media_id == media_id,
+        project_members.c.rule_id.is_(None),
+        project_members.c.template_id.is_(None),
+    )
+    if conn.execute(manual).first() is not None:
+        return False
+    conn.execute(
+        insert(project_members).values(project_id=project_id, media_id=media_id, created_at=now_utc())
+    )
+    return True
 
 
 def remove_media(ctx: Context, id_or_name: str, media_id: str) -> dict[str, Any]:
