@@ -196,3 +196,31 @@ def test_names_ids_and_duplicates(ctx: Context) -> None:
     with pytest.raises(NotFound):
         svc.add_media(ctx, "2024", "0" * 64)
     assert svc.remove_project(ctx, "2024")["removed"] is True
+
+
+def test_the_assign_stage_looks_at_changes_only_and_catches_up_after_a_crash(
+    ctx: Context, two_nas: tuple[Path, Path]
+) -> None:
+    from sqlalchemy import delete, func, select, update
+
+    from mediamesh.catalog.schema import files, project_members
+
+    a, _ = two_nas
+    svc.add_template(ctx, "Projects/{project}/**")
+    assert run_scan(ctx, "nas19")["projects"]["added"] == 3
+    again = run_scan(ctx, "nas19")  # nothing changed: nothing to assign
+    assert again["projects"] == {"added": 0, "removed": 0, "projects_created": []}
+    with ctx.catalog.read() as conn:
+        dirty = select(func.count()).select_from(files).where(files.c.changed_scan_id.is_not(None))
+        assert conn.execute(dirty).scalar_one() == 0
+    # A crash between a scan's commit and its assign stage: the rows stay marked, memberships missing.
+    with ctx.catalog.write() as conn:
+        conn.execute(delete(project_members))
+        conn.execute(update(files).values(changed_scan_id=1))
+    assert names(ctx)["Wedding-2024"] == 0
+    caught_up = run_scan(ctx, "nas19")  # a scan that changes nothing still assigns what was left
+    assert caught_up["projects"]["added"] == 3 and names(ctx)["Wedding-2024"] == 2
+    os.rename(a / "Projects" / "Interview", a / "Projects" / "Interviews")  # a renamed project folder
+    moved = run_scan(ctx, "nas19")
+    assert moved["files_moved"] == 1 and moved["projects"]["projects_created"] == ["Interviews"]
+    assert names(ctx)["Interviews"] == 1 and names(ctx)["Interview"] == 0  # the old one stays, empty

@@ -146,12 +146,15 @@ files = Table(
     Column("last_seen", DateTime(timezone=True), nullable=False),
     Column("missing_since", DateTime(timezone=True), nullable=True),
     Column("vanished_scan_id", Integer, nullable=True),
+    # The scan that last added, changed or moved this location: the assign stage looks at those only.
+    Column("changed_scan_id", Integer, nullable=True),
     UniqueConstraint("source_id", "dir_key", "name_key"),
     Index(None, "media_id"),
     Index(None, "source_id", "size", "quick_fp"),
     Index(None, "source_id", "file_id"),
     Index(None, "source_id", "path"),
     Index(None, "vanished_scan_id"),
+    Index(None, "changed_scan_id"),
 )
 
 #: Templates that make projects by themselves: ``Projects/{project}/**`` makes one per folder name found.

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, insert, or_, select
+from sqlalchemy import Connection, and_, delete, insert, or_, select, update
 
 from mediamesh.catalog.database import Catalog
 from mediamesh.catalog.schema import files, media, project_members, project_rules, project_templates, projects
@@ -35,7 +35,9 @@ class AssignResult:
         return {"added": self.added, "removed": self.removed, "projects_created": self.projects_created}
 
 
-def _locations(conn: Connection, source_ids: set[int] | None) -> Iterator[tuple[int, str, Location]]:
+def _locations(
+    conn: Connection, source_ids: set[int] | None, changed_only: bool
+) -> Iterator[tuple[int, str, Location]]:
     query = select(
         files.c.id,
         files.c.media_id,
@@ -47,6 +49,8 @@ def _locations(conn: Connection, source_ids: set[int] | None) -> Iterator[tuple[
     ).join(media, media.c.id == files.c.media_id)
     if source_ids is not None:
         query = query.where(files.c.source_id.in_(source_ids))
+    if changed_only:
+        query = query.where(files.c.changed_scan_id.is_not(None))
     for row in conn.execute(query.execution_options(yield_per=BATCH)):
         yield row.id, row.media_id, Location(row.source_id, row.path, row.kind, row.size, row.mtime_ns)
 
@@ -56,9 +60,12 @@ def assign(
     source_ids: Iterable[int] | None = None,
     rule_ids: Iterable[int] | None = None,
     template_ids: Iterable[int] | None = None,
+    changed_only: bool = False,
 ) -> AssignResult:
     """Recompute the memberships of the given rules and templates (all when neither is given) over the
-    locations of the given sources (all when None)."""
+    locations of the given sources (all when None). ``changed_only``: only over the locations that scans
+    added, changed or moved since the last such run (their ``changed_scan_id`` is set by the scan and
+    cleared here, in the same transaction as the memberships: a crash in between loses nothing)."""
     sources = set(source_ids) if source_ids is not None else None
     only_rules = rule_ids is not None or template_ids is not None
     with catalog.read() as conn:
@@ -75,10 +82,13 @@ def assign(
         rules = [(r.id, r.project_id, CompiledRule(r.spec)) for r in rule_rows]
         templates = [(t.id, CompiledTemplate(t.path, t.sources, t.kinds)) for t in template_rows]
         if not rules and not templates:
+            if changed_only:
+                with catalog.write() as writer:
+                    _clear_changed(writer, sources)
             return AssignResult()
         wanted_rules: set[tuple[int, str, int, int]] = set()  # (project, media, rule, file)
         wanted_templates: set[tuple[str, str, int, int]] = set()  # (project name, media, template, file)
-        for file_id, media_id, loc in _locations(conn, sources):
+        for file_id, media_id, loc in _locations(conn, sources, changed_only):
             for rule_id, project_id, rule in rules:
                 if rule.matches(loc):
                     wanted_rules.add((project_id, media_id, rule_id, file_id))
@@ -87,13 +97,20 @@ def assign(
                 if name is not None:
                     wanted_templates.add((name, media_id, template_id, file_id))
     return _write(
-        catalog, sources, [r[0] for r in rules], [t[0] for t in templates], wanted_rules, wanted_templates
+        catalog,
+        sources,
+        changed_only,
+        [r[0] for r in rules],
+        [t[0] for t in templates],
+        wanted_rules,
+        wanted_templates,
     )
 
 
 def _write(
     catalog: Catalog,
     sources: set[int] | None,
+    changed_only: bool,
     rule_ids: list[int],
     template_ids: list[int],
     wanted_rules: set[tuple[int, str, int, int]],
@@ -130,10 +147,12 @@ def _write(
             project_members.c.template_id,
             project_members.c.file_id,
         ).where(reason)
+        if sources is not None or changed_only:
+            query = query.join(files, files.c.id == project_members.c.file_id)
         if sources is not None:
-            query = query.join(files, files.c.id == project_members.c.file_id).where(
-                files.c.source_id.in_(sources)
-            )
+            query = query.where(files.c.source_id.in_(sources))
+        if changed_only:
+            query = query.where(files.c.changed_scan_id.is_not(None))
         existing: dict[Reason, int] = {
             (r.project_id, r.media_id, r.rule_id, r.template_id, r.file_id): r.id for r in conn.execute(query)
         }
@@ -149,7 +168,17 @@ def _write(
         for start in range(0, len(new), BATCH):
             conn.execute(insert(project_members), new[start : start + BATCH])
         result.added, result.removed = len(new), len(stale)
+        if changed_only:
+            _clear_changed(conn, sources)
     return result
+
+
+def _clear_changed(conn: Connection, sources: set[int] | None) -> None:
+    """The locations are assigned: scans only mark them again when they change again."""
+    query = update(files).where(files.c.changed_scan_id.is_not(None)).values(changed_scan_id=None)
+    if sources is not None:
+        query = query.where(files.c.source_id.in_(sources))
+    conn.execute(query)
 
 
 def forget_reasons(conn: Connection, rule_ids: list[int], template_ids: list[int]) -> None:

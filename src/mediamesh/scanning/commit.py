@@ -44,6 +44,7 @@ def _files_upsert(dialect: str) -> ClauseElement:
             "missing_since": None,
             "vanished_scan_id": None,
             "last_seen": excluded.last_seen,
+            "changed_scan_id": excluded.changed_scan_id,
         },
     )
 
@@ -62,6 +63,7 @@ FILE_KEYS = (
     "state",
     "first_seen",
     "last_seen",
+    "changed_scan_id",
 )
 INSERT_MEDIA = Prepared(_media_insert, MEDIA_KEYS)
 UPSERT_FILES = Prepared(_files_upsert, FILE_KEYS)
@@ -79,6 +81,7 @@ UPDATE_CONTENT = Prepared(
         missing_since=None,
         vanished_scan_id=None,
         last_seen=bindparam("b_now", type_=files.c.last_seen.type),
+        changed_scan_id=bindparam("b_changed"),
     )
 )
 MOVE = Prepared(
@@ -101,6 +104,7 @@ MOVE = Prepared(
         missing_since=None,
         vanished_scan_id=None,
         last_seen=bindparam("b_now", type_=files.c.last_seen.type),
+        changed_scan_id=bindparam("b_changed"),
     )
 )
 TOUCH = Prepared(
@@ -183,6 +187,7 @@ class CatalogWriter:
                         "state": "present",
                         "first_seen": now,
                         "last_seen": now,
+                        "changed_scan_id": self.scan_id,
                     }
                 )
             elif o.result is Result.MOVE and o.moved is not None:
@@ -198,13 +203,14 @@ class CatalogWriter:
                         "b_mtime": e.mtime_ns,
                         "b_file_id": e.file_id,
                         "b_now": now,
+                        "b_changed": self.scan_id,
                     }
                 )
             elif w.known is not None and o.result is Result.UPDATE:
-                updates.append(self._content(o, now))
+                updates.append(self._content(o, now, self.scan_id))
             elif w.known is not None and o.result is Result.TOUCH:
                 if o.media_id is not None and (e.size, e.mtime_ns) != (w.known.size, w.known.mtime_ns):
-                    updates.append(self._content(o, now))  # same content, new mtime: store what was seen
+                    updates.append(self._content(o, now, self.scan_id))  # same content, new mtime
                 else:
                     touches.append(
                         {"b_id": w.known.id, "b_path": w.path, "b_file_id": e.file_id, "b_now": now}
@@ -225,7 +231,7 @@ class CatalogWriter:
         self._vanished.clear()
 
     @staticmethod
-    def _content(o: Outcome, now: datetime) -> dict[str, Any]:
+    def _content(o: Outcome, now: datetime, scan_id: int) -> dict[str, Any]:
         assert o.work.known is not None
         e = o.work.entry
         return {
@@ -237,4 +243,5 @@ class CatalogWriter:
             "b_qfp": o.quick_fp,
             "b_media": o.media_id,
             "b_now": now,
+            "b_changed": scan_id,
         }

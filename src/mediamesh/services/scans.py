@@ -79,10 +79,10 @@ def run_scan(
 
 
 def _assign_projects(ctx: Context, source_id: int) -> dict[str, Any] | None:
-    """The assign stage, after every scan: rules and templates over the source's locations (the catalog
-    only). A failure here is logged; it never fails the scan, whose records are already committed."""
+    """The assign stage, after every scan: rules and templates over the locations that scans added,
+    changed or moved since it last ran for this source (the catalog only; a crash in between is caught up). A failure here is logged; it never fails the scan, whose records are already committed."""
     try:
-        return assign(ctx.catalog, source_ids=[source_id]).public()
+        return assign(ctx.catalog, source_ids=[source_id], changed_only=True).public()
     except Exception:
         log.exception("assigning projects after scanning source %s failed", source_id)
         return None

@@ -28,7 +28,8 @@ SQLITE = [
     " INSERT INTO files_fts(rowid, path) VALUES (new.id, new.path); END",
     "CREATE TRIGGER files_fts_delete AFTER DELETE ON files BEGIN"
     " INSERT INTO files_fts(files_fts, rowid, path) VALUES ('delete', old.id, old.path); END",
-    "CREATE TRIGGER files_fts_update AFTER UPDATE OF path ON files BEGIN"
+    # Only when the path really changes: a rescan sets every path it sees, mostly to the same value.
+    "CREATE TRIGGER files_fts_update AFTER UPDATE OF path ON files WHEN old.path IS NOT new.path BEGIN"
     " INSERT INTO files_fts(files_fts, rowid, path) VALUES ('delete', old.id, old.path);"
     " INSERT INTO files_fts(rowid, path) VALUES (new.id, new.path); END",
     "INSERT INTO files_fts(files_fts) VALUES ('rebuild')",

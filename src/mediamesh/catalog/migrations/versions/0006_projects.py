@@ -1,4 +1,4 @@
-"""projects: rules, templates, memberships (with their reasons) and manual exclusions
+"""projects: rules, templates, memberships (with their reasons), manual exclusions; files.changed_scan_id
 
 Revision ID: 0006
 Revises: 0005
@@ -19,6 +19,8 @@ BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def upgrade() -> None:
+    op.add_column("files", sa.Column("changed_scan_id", sa.Integer(), nullable=True))
+    op.create_index(op.f("ix_files_changed_scan_id"), "files", ["changed_scan_id"])
     op.create_table(
         "project_templates",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -116,5 +118,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_files_changed_scan_id"), "files")
+    with op.batch_alter_table("files") as batch:
+        batch.drop_column("changed_scan_id")
     for table in ("project_exclusions", "project_members", "project_rules", "projects", "project_templates"):
         op.drop_table(table)
