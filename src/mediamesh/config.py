@@ -51,6 +51,11 @@ class Settings(BaseSettings):
         None, description="A sources.yaml applied on start (default: sources.yaml in the data dir, if there)."
     )
     max_scans: int = Field(2, ge=1, le=32, description="Scans the server runs at once; more wait in a queue.")
+    thumbnails: str = Field(
+        "eager",
+        pattern="^(eager|lazy|off)$",
+        description="eager: made in the scan; lazy: on first request; off: placeholders only.",
+    )
     commit_batch: int = Field(5000, ge=1, description="Catalog rows written per transaction during a scan.")
 
     @field_validator("allow")
@@ -71,6 +76,10 @@ class Settings(BaseSettings):
             if path is not None and not path.is_file():
                 raise ValueError(f"TLS file {path} does not exist or is not a file")
         return self
+
+    @property
+    def thumbnail_dir(self) -> Path:
+        return self.data_dir / "thumbnails"
 
     @property
     def host_names(self) -> list[str]:

@@ -97,6 +97,19 @@ media = Table(
     Column("size", BigInteger, nullable=False),
     Column("kind", String(16), nullable=False),
     Column("first_seen", DateTime(timezone=True), nullable=False),
+    # Filled by the extract stage once per media id (any copy will do): from the content, not the name.
+    Column("mime", String(100), nullable=True),
+    Column("width", Integer, nullable=True),  # as displayed (EXIF orientation applied)
+    Column("height", Integer, nullable=True),
+    Column("duration", Float, nullable=True),  # seconds
+    Column("codec", String(32), nullable=True),  # of the first video stream, else the first audio one
+    Column("taken_at", DateTime(timezone=True), nullable=True),  # capture or creation time, if known
+    Column("camera", String(200), nullable=True),  # make and model
+    Column("info", JSON, nullable=True),  # everything else: container, streams, tags, EXIF, GPS
+    Column("metadata_error", Text, nullable=True),
+    Column("metadata_at", DateTime(timezone=True), nullable=True),
+    Column("metadata_bytes", BigInteger, nullable=True),  # bytes read to learn all this
+    Index(None, "metadata_at"),
 )
 
 scans = Table(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import typer
@@ -18,6 +19,17 @@ STATE_STYLE = {"present": "green", "offline": "yellow", "missing": "red"}
 
 def _render_detail(m: dict[str, Any]) -> None:
     out.print(f"[bold]{m['id']}[/]  {m['kind']}, {human_size(m['size'])}, {m['copies']} present copies")
+    facts = [m.get("mime")]
+    if m.get("width"):
+        facts.append(f"{m['width']}x{m['height']}")
+    if m.get("duration") is not None:
+        facts.append(f"{m['duration']:.2f} s")
+    facts += [m.get("codec"), m.get("camera"), m.get("taken_at") and f"taken {m['taken_at']}"]
+    shown = ", ".join(str(f) for f in facts if f)
+    if shown:
+        out.print(f"  {shown}", markup=False)
+    if m.get("metadata_error"):
+        out.print(f"  metadata error: {m['metadata_error']}", markup=False)
     for loc in m["locations"]:
         state = loc["state"]
         out.print(f"  [{STATE_STYLE.get(state, '')}]{state:8}[/] {loc['source']}:", end="")
@@ -39,14 +51,24 @@ def list_(
     search: str | None = typer.Option(
         None, "--search", "-q", help="Words in a location's path; word* for words beginning so."
     ),
+    min_width: int | None = typer.Option(None, "--min-width", help="e.g. 3840 for 4K and wider."),
+    min_duration: float | None = typer.Option(None, "--min-duration", help="Seconds."),
+    max_duration: float | None = typer.Option(None, "--max-duration", help="Seconds."),
+    codec: str | None = typer.Option(None, "--codec", help="h264, hevc, prores, flac, ..."),
+    camera: str | None = typer.Option(None, "--camera", help="A part of the camera's make and model."),
+    taken_after: datetime | None = typer.Option(None, "--taken-after", help="Capture time, e.g. 2024-06-01."),
+    taken_before: datetime | None = typer.Option(None, "--taken-before", help="Capture time."),
     limit: int = typer.Option(100, "--limit", help="At most this many (1-1000)."),
     cursor: str | None = typer.Option(None, "--cursor", help="Continue after this media id (from 'next')."),
     as_json: bool = JsonOption,
 ) -> None:
     """List media with their locations."""
     with context() as ctx:
+        technical = svc.Technical(
+            min_width, None, min_duration, max_duration, codec, camera, taken_after, taken_before
+        )
         page = svc.list_media(
-            ctx, source, state, duplicates, kind, limit, cursor, search, single_copy, project
+            ctx, source, state, duplicates, kind, limit, cursor, search, single_copy, project, technical
         )
 
     def render(p: dict[str, Any]) -> None:

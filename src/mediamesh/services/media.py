@@ -15,7 +15,7 @@ import time
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -186,7 +186,7 @@ def _search_page(
     where = [matches, *on_source, *conds]
     total = select(func.count(distinct(media.c.id))).select_from(joined).where(*where)
     count = _counts.count(catalog, key, generation, lambda c: c.execute(total).scalar_one(), conn)
-    query = select(media, hit.c.id.label("hit")).select_from(joined).where(*where, ~earlier_match)
+    query = select(*_LISTED, hit.c.id.label("hit")).select_from(joined).where(*where, ~earlier_match)
     if cursor is not None:
         if not cursor.startswith("f") or not cursor[1:].isdigit():
             raise InvalidInput("invalid cursor (give the 'next' of the previous page of this search)")
@@ -294,6 +294,44 @@ class _CountCache:
 _counts = _CountCache()
 
 
+@dataclass(frozen=True)
+class Technical:
+    """Filters on what the extract stage read from the content. Media not probed yet do not match."""
+
+    min_width: int | None = None
+    min_height: int | None = None
+    min_duration: float | None = None
+    max_duration: float | None = None
+    codec: str | None = None
+    camera: str | None = None  # a part of "make model", any case
+    taken_after: datetime | None = None
+    taken_before: datetime | None = None
+
+    def conditions(self) -> list[ColumnElement[bool]]:
+        conds: list[ColumnElement[bool]] = []
+        if self.min_width is not None:
+            conds.append(media.c.width >= self.min_width)
+        if self.min_height is not None:
+            conds.append(media.c.height >= self.min_height)
+        if self.min_duration is not None:
+            conds.append(media.c.duration >= self.min_duration)
+        if self.max_duration is not None:
+            conds.append(media.c.duration <= self.max_duration)
+        if self.codec:
+            conds.append(func.lower(media.c.codec) == self.codec.lower())
+        if self.camera:
+            conds.append(func.lower(media.c.camera).contains(self.camera.lower(), autoescape=True))
+        if self.taken_after is not None:
+            conds.append(media.c.taken_at >= aware_utc(self.taken_after))
+        if self.taken_before is not None:
+            conds.append(media.c.taken_at < aware_utc(self.taken_before))
+        return conds
+
+
+def aware_utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def list_media(
     ctx: Context,
     source: str | None = None,
@@ -305,6 +343,7 @@ def list_media(
     q: str | None = None,
     single_copy: bool = False,
     project: str | None = None,
+    technical: Technical | None = None,
 ) -> dict[str, Any]:
     """A page of media, ordered by id; ``next`` is the cursor of the following page (or None).
 
@@ -333,7 +372,9 @@ def list_media(
             conds.append(present_copies() > 1)
         if single_copy:
             conds.append(present_copies() == 1)
-        key = (ctx.catalog.instance, source, state, kind, duplicates, single_copy, q, project)
+        if technical is not None:
+            conds.extend(technical.conditions())
+        key = (ctx.catalog.instance, source, state, kind, duplicates, single_copy, q, project, technical)
         generation = ctx.catalog.generation
         if q is not None and conn.dialect.name == "sqlite":
             return _search_page(ctx.catalog, conn, q, source_id, conds, limit, cursor, key, generation)
@@ -343,7 +384,7 @@ def list_media(
             conds.append(_has_location(files.c.source_id == source_id))
         if cursor is not None and not MEDIA_ID_RE.match(cursor):
             raise InvalidInput("invalid cursor")
-        query = select(media).where(*conds)
+        query = select(*_LISTED).where(*conds)
         total = select(func.count()).select_from(query.subquery())
         count = _counts.count(ctx.catalog, key, generation, lambda c: c.execute(total).scalar_one(), conn)
         if cursor is not None:
@@ -397,17 +438,34 @@ def _locations(conn: Connection, media_ids: list[str]) -> dict[str, list[dict[st
     return out
 
 
-def _media_public(row: Any, locations: list[dict[str, Any]]) -> dict[str, Any]:
+#: What a listing shows of a media item (the full ``info`` only in the detail).
+_LISTED = [c for c in media.c if c.name not in ("info", "first_seen", "metadata_at")]
+
+
+def _media_public(row: Any, locations: list[dict[str, Any]], detail: bool = False) -> dict[str, Any]:
     states = {loc["state"] for loc in locations}
     state = next((s for s in ("present", "offline", "missing") if s in states), "missing")
-    return {
+    out = {
         "id": row.id,
         "size": row.size,
         "kind": row.kind,
+        "mime": row.mime,
         "state": state,
         "copies": sum(1 for loc in locations if loc["state"] == "present"),
+        "width": row.width,
+        "height": row.height,
+        "duration": row.duration,
+        "codec": row.codec,
+        "taken_at": iso(row.taken_at),
+        "camera": row.camera,
+        "metadata_error": row.metadata_error,
         "locations": locations,
     }
+    if detail:
+        out["info"] = row.info
+        out["metadata_bytes"] = row.metadata_bytes
+        out["first_seen"] = iso(row.first_seen)
+    return out
 
 
 def show_media(ctx: Context, media_id: str) -> dict[str, Any]:
@@ -418,7 +476,7 @@ def show_media(ctx: Context, media_id: str) -> dict[str, Any]:
         row = conn.execute(select(media).where(media.c.id == media_id)).first()
         if row is None:
             raise NotFound(f"no media {media_id}")
-        return _media_public(row, _locations(conn, [media_id])[media_id])
+        return _media_public(row, _locations(conn, [media_id])[media_id], detail=True)
 
 
 def whereis(ctx: Context, what: str) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from mediamesh.catalog.scans import scan_summary
 from mediamesh.catalog.times import now_utc
 from mediamesh.context import Context
 from mediamesh.errors import InvalidInput, NotFound
+from mediamesh.metadata.stage import extract
 from mediamesh.projects.assign import assign
 from mediamesh.scanning.pipeline import ProgressFn, Scanner, ScanOptions, SourceRef
 from mediamesh.scanning.safety import MissingPolicy
@@ -61,6 +62,9 @@ def run_scan(
     try:
         scan_id = scanner.run()
         projects = _assign_projects(ctx, row.id)
+        metadata = None
+        if scanner.unreachable is None:
+            metadata = _extract_metadata(ctx, backend, row.id, cancel)
     finally:
         backend.close()
         if scanner.unreachable is not None:  # known now; the next health probe would only say it later
@@ -75,7 +79,21 @@ def run_scan(
             )
     summary = get_scan(ctx, scan_id)
     summary["projects"] = projects
+    summary["metadata"] = metadata
     return summary
+
+
+def _extract_metadata(
+    ctx: Context, backend: Any, source_id: int, cancel: threading.Event | None
+) -> dict[str, Any] | None:
+    """The extract stage, after every scan: media of this source never probed are probed once (and
+    pictured when MEDIAMESH_THUMBNAILS is eager). Failures are logged; they never fail the scan."""
+    root = ctx.settings.thumbnail_dir if ctx.settings.thumbnails == "eager" else None
+    try:
+        return extract(ctx.catalog, backend, source_id, root, cancel).public()
+    except Exception:
+        log.exception("extracting metadata after scanning source %s failed", source_id)
+        return None
 
 
 def _assign_projects(ctx: Context, source_id: int) -> dict[str, Any] | None:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 import anyio
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from mediamesh.api.deps import Ctx, RowId, run_query, source_limiter
@@ -14,16 +15,29 @@ from mediamesh.api.responses import FastJSON
 from mediamesh.api.schemas import AUTHENTICATED, FilePage, Media, MediaPage
 from mediamesh.api.security import Read, ReadOrLink, Write
 from mediamesh.api.streaming import content_response
+from mediamesh.errors import InvalidInput
 from mediamesh.services import content as content_svc
 from mediamesh.services import links
 from mediamesh.services import media as media_svc
 from mediamesh.services import scans as scan_svc
+from mediamesh.services import thumbs as thumbs_svc
 from mediamesh.services.scans import get_scan
 from mediamesh.services.sources import find_source
 
 router = APIRouter(prefix="/api/v1", tags=["catalog"], responses=AUTHENTICATED)
 
 Limit = Annotated[int, Query(ge=1, le=media_svc.MAX_LIMIT)]
+_ISO = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$"
+IsoDate = Query(pattern=_ISO, max_length=40, description="Capture time: ISO 8601 date or date and time.")
+
+
+def iso_moment(value: str | None, field: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInput(f"{field}: {value!r} is not an ISO 8601 date or time") from None
 
 
 class ScanStart(BaseModel):
@@ -49,6 +63,14 @@ async def list_media(
     ] = None,
     duplicates: Annotated[bool, Query(description="Only media with more than one present copy.")] = False,
     single_copy: Annotated[bool, Query(description="Only media with exactly one present copy.")] = False,
+    min_width: Annotated[int | None, Query(ge=0, le=1_000_000, description="e.g. 3840 for 4K")] = None,
+    min_height: Annotated[int | None, Query(ge=0, le=1_000_000)] = None,
+    min_duration: Annotated[float | None, Query(ge=0, le=1e9, description="seconds")] = None,
+    max_duration: Annotated[float | None, Query(ge=0, le=1e9, description="seconds")] = None,
+    codec: Annotated[str | None, Query(max_length=32, description="h264, hevc, prores, flac, ...")] = None,
+    camera: Annotated[str | None, Query(max_length=200, description="part of make and model")] = None,
+    taken_after: Annotated[str | None, IsoDate] = None,
+    taken_before: Annotated[str | None, IsoDate] = None,
     limit: Limit = 50,
     cursor: Annotated[str | None, Query(description="`next` of the previous page.")] = None,
 ) -> FastJSON:
@@ -66,6 +88,16 @@ async def list_media(
         q,
         single_copy,
         project,
+        media_svc.Technical(
+            min_width,
+            min_height,
+            min_duration,
+            max_duration,
+            codec,
+            camera,
+            iso_moment(taken_after, "taken_after"),
+            iso_moment(taken_before, "taken_before"),
+        ),
     )
     return FastJSON(page)
 
@@ -114,6 +146,39 @@ async def file_content(file_id: RowId, request: Request, ctx: Ctx, _: ReadOrLink
     pool = request.app.state.content_backends
     opened = await anyio.to_thread.run_sync(content_svc.open_file, ctx, pool, file_id, limiter=limiter)
     return content_response(request, opened, immutable=False, limiter=limiter)
+
+
+@router.get(
+    "/media/{media_id}/thumbnail",
+    response_class=Response,
+    responses={200: {"description": "A WebP picture", "content": {"image/webp": {}}}},
+)
+async def media_thumbnail(
+    media_id: str,
+    request: Request,
+    ctx: Ctx,
+    _: Read,
+    size: Annotated[
+        str, Query(pattern="^(small|preview)$", description="small (320 px) or preview (1280 px)")
+    ] = "small",
+) -> Response:
+    """A thumbnail (WebP), cached by media id; a placeholder for audio and other kinds, or while no copy can
+    be reached (then marked ``X-Mediamesh-Placeholder`` and cached briefly)."""
+    pool = request.app.state.content_backends
+    thumb = await anyio.to_thread.run_sync(
+        thumbs_svc.thumbnail, ctx, pool, media_id, size, limiter=source_limiter(request)
+    )
+    etag = f'"{thumb.path.stem}"'
+    headers = {"ETag": etag, "X-Content-Type-Options": "nosniff"}
+    if thumb.placeholder:
+        headers["Cache-Control"] = "private, max-age=60"
+        reason = thumb.reason or "placeholder"
+        headers["X-Mediamesh-Placeholder"] = "".join(c if 32 <= ord(c) < 127 else " " for c in reason)[:200]
+    else:
+        headers["Cache-Control"] = "private, max-age=31536000, immutable"
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers=headers)
+    return FileResponse(thumb.path, media_type="image/webp", headers=headers)
 
 
 class Link(BaseModel):

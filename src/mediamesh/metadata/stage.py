@@ -1,0 +1,111 @@
+"""The extract stage: after a scan, every media item of the scanned source that was never probed is
+probed once (any present copy will do; a second copy elsewhere is not probed again), and, when
+thumbnails are eager, pictured. Only the catalog and the one file are touched; a damaged file records
+``metadata_error`` and the stage goes on."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select, update
+
+from mediamesh.backends.base import Backend, BackendError, UnreachableError
+from mediamesh.catalog.database import Catalog
+from mediamesh.catalog.schema import files, media
+from mediamesh.catalog.times import now_utc
+from mediamesh.metadata import thumbnails
+from mediamesh.metadata.probe import Probe, probe
+
+log = logging.getLogger(__name__)
+LARGE = 100 * 1000 * 1000  # "a file over 100 MB": its probe should read at most a few MB
+
+
+@dataclass
+class ExtractResult:
+    probed: int = 0
+    errors: int = 0
+    thumbnails: int = 0
+    bytes_read: int = 0
+    #: The most bytes read to probe one file larger than 100 MB (the issue's target: 4 MB).
+    max_bytes_large_file: int = 0
+    unreachable: str | None = None
+    examples: list[dict[str, Any]] = field(default_factory=list)
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "probed": self.probed,
+            "errors": self.errors,
+            "thumbnails": self.thumbnails,
+            "bytes_read": self.bytes_read,
+            "max_bytes_large_file": self.max_bytes_large_file,
+            "error_examples": self.examples,
+        }
+
+
+def _values(result: Probe, bytes_read: int) -> dict[str, Any]:
+    kind = {"kind": result.kind} if result.kind is not None else {}  # else the name's kind stays
+    return {
+        **kind,
+        "mime": result.mime,
+        "width": result.width,
+        "height": result.height,
+        "duration": result.duration,
+        "codec": (result.codec or "")[:32] or None,
+        "taken_at": result.taken_at,
+        "camera": (result.camera or "")[:200] or None,
+        "info": result.info,
+        "metadata_error": result.error,
+        "metadata_at": now_utc(),
+        "metadata_bytes": bytes_read,
+    }
+
+
+def extract(
+    catalog: Catalog,
+    backend: Backend,
+    source_id: int,
+    thumbnail_root: Path | None,
+    cancel: threading.Event | None = None,
+) -> ExtractResult:
+    """Probe (and picture, with ``thumbnail_root``) the never-probed media of a source."""
+    out = ExtractResult()
+    with catalog.read() as conn:
+        todo = conn.execute(
+            select(media.c.id, func.min(files.c.path).label("path"), media.c.size)
+            .join(files, files.c.media_id == media.c.id)
+            .where(media.c.metadata_at.is_(None), files.c.source_id == source_id, files.c.state == "present")
+            .group_by(media.c.id, media.c.size)
+        ).all()
+    for media_id, path, size in todo:
+        if cancel is not None and cancel.is_set():
+            break
+        try:
+            with backend.open(path) as fh:
+                result, bytes_read = probe(fh, size)
+                if thumbnail_root is not None and result.error is None and result.kind in ("image", "video"):
+                    try:
+                        fh.seek(0)
+                        out.thumbnails += len(thumbnails.make(fh, result.kind, thumbnail_root, media_id))
+                    except Exception as exc:  # a picture we cannot make is not a metadata error
+                        log.info("no thumbnail for %s (%s): %s", media_id, path, exc)
+        except UnreachableError as exc:
+            out.unreachable = str(exc)
+            break
+        except BackendError as exc:  # gone or changed since the walk: the next scan tries again
+            log.info("cannot probe %s: %s", path, exc)
+            continue
+        out.probed += 1
+        out.bytes_read += bytes_read
+        if size > LARGE:
+            out.max_bytes_large_file = max(out.max_bytes_large_file, bytes_read)
+        if result.error is not None:
+            out.errors += 1
+            if len(out.examples) < 10:
+                out.examples.append({"path": path, "error": result.error})
+        with catalog.write() as conn:
+            conn.execute(update(media).where(media.c.id == media_id).values(**_values(result, bytes_read)))
+    return out

@@ -1,0 +1,111 @@
+"""Thumbnails: WebP pictures of a media item in two sizes, cached in the data dir by media id, so a copy on
+another device or a move needs none made again.
+
+Images are decoded with Pillow (JPEG at a reduced scale where it can) with their EXIF orientation
+applied. Videos: a frame at 10% of the duration, or later if that frame is nearly black (fades, leaders).
+Audio and other kinds get a placeholder.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, BinaryIO
+
+SIZES = {"small": 320, "preview": 1280}
+QUALITY = 80
+DARK = 18  # mean luminance below this (of 255) counts as black
+
+
+def cache_path(root: Path, media_id: str, size: str) -> Path:
+    return root / media_id[:2] / f"{media_id}-{size}.webp"
+
+
+def _save(image: Any, path: Path) -> None:
+    """Write atomically: a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            image.save(out, "WEBP", quality=QUALITY, method=4)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _write_sizes(image: Any, root: Path, media_id: str) -> list[Path]:
+    written = []
+    for size, edge in sorted(SIZES.items(), key=lambda kv: -kv[1]):  # largest first, then shrink it
+        copy = image.copy()
+        copy.thumbnail((edge, edge))
+        path = cache_path(root, media_id, size)
+        _save(copy, path)
+        written.append(path)
+    return written
+
+
+def from_image(fh: BinaryIO, root: Path, media_id: str) -> list[Path]:
+    from PIL import Image, ImageOps
+
+    with Image.open(fh) as image:
+        image.draft("RGB", (SIZES["preview"], SIZES["preview"]))  # JPEG: decode at a fraction of the size
+        upright = ImageOps.exif_transpose(image)
+        return _write_sizes(upright.convert("RGB"), root, media_id)
+
+
+def from_video(fh: BinaryIO, root: Path, media_id: str) -> list[Path]:
+    import av
+    from PIL import ImageStat
+
+    with av.open(fh, mode="r") as container:
+        if not container.streams.video:
+            raise ValueError("no video stream")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        duration = (container.duration or 0) / 1_000_000
+        best = None
+        for fraction in (0.1, 0.3, 0.5, 0.0):
+            if fraction and duration and stream.time_base:
+                container.seek(int(duration * fraction / stream.time_base), stream=stream)
+            elif fraction:
+                continue
+            else:
+                container.seek(0, stream=stream)
+            frame = next(container.decode(stream), None)
+            if frame is None:
+                continue
+            picture = frame.to_image()  # type: ignore[no-untyped-call]
+            if ImageStat.Stat(picture.convert("L")).mean[0] >= DARK:
+                best = picture
+                break
+            best = best or picture
+        if best is None:
+            raise ValueError("no frame could be decoded")
+        return _write_sizes(best.convert("RGB"), root, media_id)
+
+
+def placeholder(root: Path, kind: str, size: str) -> Path:
+    """A neutral picture for audio and other media (made once)."""
+    from PIL import Image, ImageDraw
+
+    path = root / "_placeholders" / f"{kind}-{size}.webp"
+    if path.exists():
+        return path
+    edge = SIZES[size]
+    image = Image.new("RGB", (edge, edge * 3 // 4), (38, 42, 51))
+    draw = ImageDraw.Draw(image)
+    label = {"audio": "♪", "video": "▶", "image": "▣"}.get(kind, "•")
+    draw.text((edge // 2, edge * 3 // 8), label, fill=(170, 178, 192), anchor="mm", font_size=edge // 4)
+    _save(image, path)
+    return path
+
+
+def make(fh: BinaryIO, kind: str, root: Path, media_id: str) -> list[Path]:
+    """Thumbnails for an image or a video; [] for other kinds (they use a placeholder)."""
+    if kind == "image":
+        return from_image(fh, root, media_id)
+    if kind == "video":
+        return from_video(fh, root, media_id)
+    return []

@@ -1,0 +1,57 @@
+"""Serving thumbnails: from the cache in the data dir, else made now from a reachable copy (lazy mode, or
+a picture the scan could not make), else a placeholder (audio, other kinds, no reachable copy)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select
+
+from mediamesh.catalog.schema import media
+from mediamesh.context import Context
+from mediamesh.errors import InvalidInput, NotFound, SourceUnavailable
+from mediamesh.metadata import thumbnails
+from mediamesh.services.content import BackendPool, open_media
+from mediamesh.services.media import MEDIA_ID_RE
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Thumbnail:
+    path: Path
+    #: A stand-in: not cached by the browser for long (the real picture may come once a copy is reachable).
+    placeholder: bool
+    reason: str | None = None
+
+
+def thumbnail(ctx: Context, pool: BackendPool, media_id: str, size: str) -> Thumbnail:
+    if size not in thumbnails.SIZES:
+        raise InvalidInput(f"size must be one of {', '.join(thumbnails.SIZES)}")
+    media_id = media_id.strip().lower()
+    if not MEDIA_ID_RE.match(media_id):
+        raise InvalidInput(f"{media_id!r} is not a media id (64 hex characters, as b3sum prints)")
+    with ctx.catalog.read() as conn:
+        kind = conn.execute(select(media.c.kind).where(media.c.id == media_id)).scalar_one_or_none()
+    if kind is None:
+        raise NotFound(f"no media {media_id}")
+    root = ctx.settings.thumbnail_dir
+    cached = thumbnails.cache_path(root, media_id, size)
+    if cached.exists():
+        return Thumbnail(cached, False)
+    if kind not in ("image", "video") or ctx.settings.thumbnails == "off":
+        return Thumbnail(thumbnails.placeholder(root, kind, size), True, "no picture for this kind")
+    try:
+        opened = open_media(ctx, pool, media_id)
+    except (SourceUnavailable, NotFound) as exc:
+        return Thumbnail(thumbnails.placeholder(root, kind, size), True, exc.message)
+    try:
+        thumbnails.make(opened.fh, kind, root, media_id)
+    except Exception as exc:  # damaged content: a placeholder, and a line in the log
+        log.info("no thumbnail for %s: %s", media_id, exc)
+        return Thumbnail(thumbnails.placeholder(root, kind, size), True, f"cannot be pictured: {exc}")
+    finally:
+        opened.close()
+    return Thumbnail(cached, False)
