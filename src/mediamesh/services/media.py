@@ -188,7 +188,7 @@ def _search_page(
     count = _counts.count(catalog, key, generation, lambda c: c.execute(total).scalar_one(), conn)
     query = select(*_LISTED, hit.c.id.label("hit")).select_from(joined).where(*where, ~earlier_match)
     if cursor is not None:
-        if not cursor.startswith("f") or not cursor[1:].isdigit():
+        if not re.fullmatch(r"f[0-9]{1,18}", cursor):
             raise InvalidInput("invalid cursor (give the 'next' of the previous page of this search)")
         query = query.where(_fts.c.rowid > int(cursor[1:]))
     rows = conn.execute(query.order_by(_fts.c.rowid).limit(limit + 1)).all()

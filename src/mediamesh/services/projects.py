@@ -30,7 +30,7 @@ from mediamesh.projects.rules import (
     normalise_rule,
 )
 from mediamesh.services.media import MEDIA_ID_RE, present_copies, state_filter
-from mediamesh.services.sources import find_source
+from mediamesh.services.sources import ROW_ID, find_source
 
 _BAD_NAME = re.compile(r"[\x00-\x1f/\\]")
 
@@ -46,7 +46,7 @@ def find_project(conn: Connection, id_or_name: str | int) -> Any:
     """By name first (a folder may well be called 2024), then by numeric id."""
     text = str(id_or_name)
     row = conn.execute(select(projects).where(projects.c.name == text)).first()
-    if row is None and text.isdigit() and len(text) <= 18:
+    if row is None and ROW_ID.fullmatch(text):
         row = conn.execute(select(projects).where(projects.c.id == int(text))).first()
     if row is None:
         raise NotFound(f"no project {text!r} (see 'mediamesh project list')")

@@ -33,10 +33,14 @@ def validate_name(name: str) -> str:
     return name
 
 
+ROW_ID = re.compile(r"[0-9]{1,18}")
+
+
 def find_source(conn: Connection, id_or_name: str | int) -> Any:
     """The source row named by numeric id or by name, or NotFound."""
     text = str(id_or_name)
-    numeric = text.isdigit() and len(text) <= 18  # longer cannot be an id (nor overflow a query)
+    # ASCII digits only ("²".isdigit() is true), and short: longer cannot be an id (nor overflow a query).
+    numeric = ROW_ID.fullmatch(text) is not None
     cond = sources.c.id == int(text) if numeric else sources.c.name == text
     row = conn.execute(select(sources).where(cond)).first()
     if row is None:
