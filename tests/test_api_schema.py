@@ -4,6 +4,7 @@ session-wide loopback guard (conftest.py) refuses any other connection or name l
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections import Counter
@@ -70,7 +71,12 @@ class AdminToken:
 # it says (a password for a local folder, a schedule that is no schedule) with a documented 4xx.
 EXCLUDED: list[CheckFunction] = [positive_data_acceptance]
 SEEN: Counter[int] = Counter()
-FUZZ = settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck))
+# MEDIAMESH_FUZZ_EXAMPLES=500 for a longer hunt than CI's.
+FUZZ = settings(
+    max_examples=int(os.environ.get("MEDIAMESH_FUZZ_EXAMPLES", "50")),
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+)
 
 
 @pytest.fixture(scope="module", autouse=True)
