@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Connection,
+    String,
     and_,
     bindparam,
     case,
@@ -32,6 +33,7 @@ from sqlalchemy import (
     select,
     table,
     text,
+    type_coerce,
 )
 from sqlalchemy.sql.elements import BindParameter
 
@@ -439,26 +441,41 @@ def _locations(conn: Connection, media_ids: list[str]) -> dict[str, list[dict[st
 
 
 #: What a listing shows of a media item (the full ``info`` only in the detail).
-_LISTED = [c for c in media.c if c.name not in ("info", "first_seen", "metadata_at")]
+# ``taken_at`` as the driver gives it: SQLAlchemy's date parsing, then ISO again, cost more than the rest.
+_LISTED = [
+    type_coerce(c, String).label(c.name) if c.name == "taken_at" else c
+    for c in media.c
+    if c.name not in ("info", "first_seen", "metadata_at")
+]
+
+
+#: Positions in a row that starts with the _LISTED columns (attribute access on rows costs more here).
+_AT = {c.name: i for i, c in enumerate(_LISTED)}
 
 
 def _media_public(row: Any, locations: list[dict[str, Any]], detail: bool = False) -> dict[str, Any]:
-    states = {loc["state"] for loc in locations}
-    state = next((s for s in ("present", "offline", "missing") if s in states), "missing")
+    copies = offline = 0
+    for loc in locations:
+        if loc["state"] == "present":
+            copies += 1
+        elif loc["state"] == "offline":
+            offline += 1
+    v = tuple(row)
+    at = _AT
     out = {
-        "id": row.id,
-        "size": row.size,
-        "kind": row.kind,
-        "mime": row.mime,
-        "state": state,
-        "copies": sum(1 for loc in locations if loc["state"] == "present"),
-        "width": row.width,
-        "height": row.height,
-        "duration": row.duration,
-        "codec": row.codec,
-        "taken_at": iso(row.taken_at),
-        "camera": row.camera,
-        "metadata_error": row.metadata_error,
+        "id": v[at["id"]],
+        "size": v[at["size"]],
+        "kind": v[at["kind"]],
+        "mime": v[at["mime"]],
+        "state": "present" if copies else "offline" if offline else "missing",
+        "copies": copies,
+        "width": v[at["width"]],
+        "height": v[at["height"]],
+        "duration": v[at["duration"]],
+        "codec": v[at["codec"]],
+        "taken_at": _timestamp(v[at["taken_at"]]),
+        "camera": v[at["camera"]],
+        "metadata_error": v[at["metadata_error"]],
         "locations": locations,
     }
     if detail:
@@ -473,7 +490,9 @@ def show_media(ctx: Context, media_id: str) -> dict[str, Any]:
     if not MEDIA_ID_RE.match(media_id):
         raise InvalidInput(f"{media_id!r} is not a media id (64 hex characters, as b3sum prints)")
     with ctx.catalog.read() as conn:
-        row = conn.execute(select(media).where(media.c.id == media_id)).first()
+        row = conn.execute(
+            select(*_LISTED, media.c.info, media.c.first_seen).where(media.c.id == media_id)
+        ).first()
         if row is None:
             raise NotFound(f"no media {media_id}")
         return _media_public(row, _locations(conn, [media_id])[media_id], detail=True)
