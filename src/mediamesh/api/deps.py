@@ -52,21 +52,26 @@ def source_limiter(request: Request) -> anyio.CapacityLimiter:
     return _limiter(request, "source_limiter", SOURCE_THREADS)
 
 
-def _query_names(dependant: Any) -> set[str]:
+def _query_names(dependant: Any) -> frozenset[str]:
     names = {param.alias for param in dependant.query_params}
     for sub in dependant.dependencies:
         names |= _query_names(sub)
-    return names
+    return frozenset(names)
 
 
 async def no_unknown_query(request: Request) -> None:
     """Refuse query parameters a route does not take: ``?sourec=nas19`` must not list everything."""
     if not request.query_params:
         return
-    dependant = getattr(request.scope.get("route"), "dependant", None)
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
     if dependant is None:
         return
-    known = _query_names(dependant)
+    # Worked out once per route and kept on it: its dependants do not change once the app is built.
+    known: frozenset[str] | None = getattr(route, "mediamesh_query_names", None)
+    if known is None:
+        known = _query_names(dependant)
+        setattr(route, "mediamesh_query_names", known)  # noqa: B010 - an attribute of our own on the route
     unknown = sorted(set(request.query_params) - known)
     if unknown:
         takes = ", ".join(sorted(known)) or "none"

@@ -66,10 +66,10 @@ class AllowlistMiddleware:
         if scope["type"] in ("http", "websocket"):
             client = scope.get("client")
             host = client[0] if client else None
-            if not self.allowed(host) and scope["type"] == "websocket":
-                await send({"type": "websocket.close", "code": 1008})
-                return
             if not self.allowed(host):
+                if scope["type"] == "websocket":
+                    await send({"type": "websocket.close", "code": 1008})
+                    return
                 response = error_response(
                     403, "forbidden", f"{host} is not allowed to use this server (MEDIAMESH_ALLOW)"
                 )

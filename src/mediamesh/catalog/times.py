@@ -17,3 +17,11 @@ def aware(value: datetime | None) -> datetime | None:
 def iso(value: datetime | None) -> str | None:
     value = aware(value)
     return value.isoformat() if value is not None else None
+
+
+def iso_raw(value: datetime | str | None) -> str | None:
+    """ISO form of a timestamp as a driver returns it when read without SQLAlchemy's type handling
+    (SQLite: text in UTC; PostgreSQL: a datetime)."""
+    if value is None or isinstance(value, datetime):
+        return iso(value)
+    return iso(datetime.fromisoformat(value))

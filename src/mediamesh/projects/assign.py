@@ -18,6 +18,7 @@ from sqlalchemy import Connection, and_, delete, insert, or_, select, update
 from mediamesh.catalog.database import Catalog
 from mediamesh.catalog.schema import files, media, project_members, project_rules, project_templates, projects
 from mediamesh.catalog.times import now_utc
+from mediamesh.projects.membership import insert_project
 from mediamesh.projects.rules import CompiledRule, CompiledTemplate, Location
 
 # (project, media, rule, template, location): one reason for a media item to be in a project.
@@ -123,18 +124,8 @@ def _write(
         template_of = {r.id: r for r in conn.execute(select(project_templates))}
         for name, _, template_id, _ in sorted(wanted_templates):
             if name not in names:  # a new folder on some NAS: a new project, made by the template
-                key = conn.execute(
-                    insert(projects).values(
-                        name=name,
-                        description=f"made by the template {template_of[template_id].path}",
-                        origin="template",
-                        template_id=template_id,
-                        created_at=now,
-                        updated_at=now,
-                    )
-                ).inserted_primary_key
-                assert key is not None
-                names[name] = int(key[0])
+                description = f"made by the template {template_of[template_id].path}"
+                names[name] = insert_project(conn, name, description, "template", template_id)
                 result.projects_created.append(name)
         wanted: set[Reason] = {(p, m, r, None, f) for p, m, r, f in wanted_rules}
         wanted |= {(names[n], m, None, t, f) for n, m, t, f in wanted_templates}

@@ -1,10 +1,12 @@
-"""Whether a media item is in a project, as a query condition (used by listings and project queries)."""
+"""Project rows and membership as queries: making a project (by hand, by a template, by an import), and
+whether a media item is in a project (a condition used by listings and project queries)."""
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, exists, select
+from sqlalchemy import ColumnElement, Connection, exists, insert, select
 
-from mediamesh.catalog.schema import media, project_exclusions, project_members
+from mediamesh.catalog.schema import media, project_exclusions, project_members, projects
+from mediamesh.catalog.times import now_utc
 
 
 def in_project(project_id: int) -> ColumnElement[bool]:
@@ -20,3 +22,22 @@ def in_project(project_id: int) -> ColumnElement[bool]:
         )
     )
     return member & ~excluded
+
+
+def insert_project(
+    conn: Connection, name: str, description: str, origin: str, template_id: int | None = None
+) -> int:
+    """A new project row; returns its id. ``origin``: manual, template or import."""
+    now = now_utc()
+    key = conn.execute(
+        insert(projects).values(
+            name=name,
+            description=description,
+            origin=origin,
+            template_id=template_id,
+            created_at=now,
+            updated_at=now,
+        )
+    ).inserted_primary_key
+    assert key is not None
+    return int(key[0])

@@ -18,8 +18,8 @@ from sqlalchemy import Connection, select
 from mediamesh.backends.base import Backend, BackendError, EntryKind, NotFoundError, UnreachableError
 from mediamesh.catalog.schema import files, sources
 from mediamesh.context import Context
-from mediamesh.errors import Conflict, InvalidInput, NotFound, SourceUnavailable
-from mediamesh.services.media import MEDIA_ID_RE
+from mediamesh.errors import Conflict, NotFound, SourceUnavailable
+from mediamesh.services.media import parse_media_id
 from mediamesh.services.sources import backend_for
 
 # Online first, then degraded, then not yet known; offline sources are still tried last (health may lag).
@@ -123,9 +123,7 @@ def open_media(ctx: Context, pool: BackendPool, media_id: str) -> OpenedContent:
 
     404 if the media is unknown or every copy is missing; 503 naming the sources if none can be reached.
     """
-    media_id = media_id.strip().lower()
-    if not MEDIA_ID_RE.match(media_id):
-        raise InvalidInput(f"{media_id!r} is not a media id (64 hex characters, as b3sum prints)")
+    media_id = parse_media_id(media_id)
     with ctx.catalog.read() as conn:
         locations = _candidates(conn, files.c.media_id == media_id)
     if not locations:

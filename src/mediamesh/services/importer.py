@@ -17,12 +17,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, select
 
 from mediamesh.catalog.schema import files, projects, sources
-from mediamesh.catalog.times import now_utc
 from mediamesh.context import Context
 from mediamesh.errors import InvalidInput, MediameshError
+from mediamesh.projects.membership import insert_project
 from mediamesh.scanning.names import name_key, path_key
 from mediamesh.services.projects import add_by_hand, validate_project_name
 from mediamesh.services.sources import find_source
@@ -108,7 +108,6 @@ def import_listing(
     report: Counter[str] = Counter()
     unmatched: list[dict[str, Any]] = []
     projects_made: list[str] = []
-    now = now_utc()
     with ctx.catalog.write() as conn:
         lookup = _Sources(conn, default_source)
         names = {r.name: r.id for r in conn.execute(select(projects.c.id, projects.c.name))}
@@ -146,17 +145,7 @@ def import_listing(
                 unmatched.append({"line": number, "path": record.get("path"), "why": exc.message})
                 continue
             if project not in names:
-                key_ = conn.execute(
-                    insert(projects).values(
-                        name=project,
-                        description=f"imported from {listing.name}",
-                        origin="import",
-                        created_at=now,
-                        updated_at=now,
-                    )
-                ).inserted_primary_key
-                assert key_ is not None
-                names[project] = int(key_[0])
+                names[project] = insert_project(conn, project, f"imported from {listing.name}", "import")
                 projects_made.append(project)
             if add_by_hand(conn, names[project], media_id, over_exclusion=False):
                 report["memberships_added"] += 1

@@ -13,7 +13,7 @@ import re
 import threading
 import time
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -39,10 +39,11 @@ from sqlalchemy.sql.elements import BindParameter
 
 from mediamesh.catalog.database import Catalog
 from mediamesh.catalog.schema import files, media, sources
-from mediamesh.catalog.times import iso
+from mediamesh.catalog.times import iso, iso_raw
 from mediamesh.context import Context
 from mediamesh.errors import InvalidInput, NotFound
 from mediamesh.projects.membership import in_project
+from mediamesh.projects.rules import KINDS
 from mediamesh.scanning.names import name_key, path_key
 from mediamesh.services.sources import find_source
 
@@ -50,7 +51,6 @@ log = logging.getLogger(__name__)
 MEDIA_ID_RE = re.compile(r"[0-9a-f]{64}\Z")
 STATES = ("present", "missing", "offline")
 MAX_LIMIT = 1000
-KINDS = ("video", "image", "audio", "other")
 #: How long a filter's total count is reused: counting a million rows for every page would dominate.
 COUNT_TTL = 10.0
 _TERM = re.compile(r"(\w+)(\*?)")
@@ -194,12 +194,7 @@ def _search_page(
             raise InvalidInput("invalid cursor (give the 'next' of the previous page of this search)")
         query = query.where(_fts.c.rowid > int(cursor[1:]))
     rows = conn.execute(query.order_by(_fts.c.rowid).limit(limit + 1)).all()
-    page = rows[:limit]
-    locations = _locations(conn, [r.id for r in page])
-    data = [_media_public(r, locations.get(r.id, [])) for r in page]
-    if cursor is None and len(rows) <= limit:
-        count = len(page)  # everything is on this page: exact, even while a cached count catches up
-    return {"data": data, "count": count, "next": f"f{page[-1].hit}" if len(rows) > limit else None}
+    return _page(conn, rows, limit, cursor, count, lambda last: f"f{last.hit}")
 
 
 def present_copies() -> Any:
@@ -392,12 +387,24 @@ def list_media(
         if cursor is not None:
             query = query.where(media.c.id > cursor)
         rows = conn.execute(query.order_by(media.c.id).limit(limit + 1)).all()
-        page = rows[:limit]
-        locations = _locations(conn, [r.id for r in page])
-        data = [_media_public(r, locations.get(r.id, [])) for r in page]
+        return _page(conn, rows, limit, cursor, count, lambda last: str(last.id))
+
+
+def _page(
+    conn: Connection,
+    rows: Sequence[Any],
+    limit: int,
+    cursor: str | None,
+    count: int,
+    cursor_of: Callable[[Any], str],
+) -> dict[str, Any]:
+    """A page of media from ``limit + 1`` rows (the extra one says whether there is a next page)."""
+    page = rows[:limit]
+    locations = _locations(conn, [r.id for r in page])
+    data = [_media_public(r, locations.get(r.id, [])) for r in page]
     if cursor is None and len(rows) <= limit:
         count = len(page)  # everything is on this page: exact, even while a cached count catches up
-    return {"data": data, "count": count, "next": page[-1].id if len(rows) > limit else None}
+    return {"data": data, "count": count, "next": cursor_of(page[-1]) if len(rows) > limit else None}
 
 
 # Every page of media asks this, so it is plain SQL run on the driver: no statement to compile, no row
@@ -409,13 +416,6 @@ _LOCATIONS_SQL = (
     " FROM files f JOIN sources s ON s.id = f.source_id WHERE f.media_id IN ({})"
     " ORDER BY f.media_id, s.name, f.path"
 )
-
-
-def _timestamp(value: Any) -> str | None:
-    """A timestamp as the driver returns it (SQLite: text in UTC, PostgreSQL: datetime) in ISO form."""
-    if value is None or isinstance(value, datetime):
-        return iso(value)
-    return iso(datetime.fromisoformat(str(value)))
 
 
 def _locations(conn: Connection, media_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
@@ -434,7 +434,7 @@ def _locations(conn: Connection, media_ids: list[str]) -> dict[str, list[dict[st
                 "state": state,
                 "size": size,
                 "mtime_ns": mtime_ns,
-                "missing_since": _timestamp(missing_since),
+                "missing_since": iso_raw(missing_since),
             }
         )
     return out
@@ -473,7 +473,7 @@ def _media_public(row: Any, locations: list[dict[str, Any]], detail: bool = Fals
         "height": v[at["height"]],
         "duration": v[at["duration"]],
         "codec": v[at["codec"]],
-        "taken_at": _timestamp(v[at["taken_at"]]),
+        "taken_at": iso_raw(v[at["taken_at"]]),
         "camera": v[at["camera"]],
         "metadata_error": v[at["metadata_error"]],
         "locations": locations,
@@ -485,10 +485,16 @@ def _media_public(row: Any, locations: list[dict[str, Any]], detail: bool = Fals
     return out
 
 
-def show_media(ctx: Context, media_id: str) -> dict[str, Any]:
-    media_id = media_id.strip().lower()
+def parse_media_id(text: str) -> str:
+    """A media id as given by a person (any case, spaces around), or InvalidInput."""
+    media_id = text.strip().lower()
     if not MEDIA_ID_RE.match(media_id):
-        raise InvalidInput(f"{media_id!r} is not a media id (64 hex characters, as b3sum prints)")
+        raise InvalidInput(f"{text!r} is not a media id (64 hex characters, as b3sum prints)")
+    return media_id
+
+
+def show_media(ctx: Context, media_id: str) -> dict[str, Any]:
+    media_id = parse_media_id(media_id)
     with ctx.catalog.read() as conn:
         row = conn.execute(
             select(*_LISTED, media.c.info, media.c.first_seen).where(media.c.id == media_id)

@@ -22,14 +22,14 @@ from mediamesh.catalog.times import iso, now_utc
 from mediamesh.context import Context
 from mediamesh.errors import Conflict, InvalidInput, NotFound
 from mediamesh.projects.assign import assign, forget_reasons
-from mediamesh.projects.membership import in_project
+from mediamesh.projects.membership import in_project, insert_project
 from mediamesh.projects.rules import (
     CompiledRule,
     Location,
     compile_template,
     normalise_rule,
 )
-from mediamesh.services.media import MEDIA_ID_RE, present_copies, state_filter
+from mediamesh.services.media import parse_media_id, present_copies, state_filter
 from mediamesh.services.sources import ROW_ID, find_source
 
 _BAD_NAME = re.compile(r"[\x00-\x1f/\\]")
@@ -62,18 +62,12 @@ def create_project(
     ctx: Context, name: str, description: str = "", rules: list[dict[str, Any]] | None = None
 ) -> dict[str, Any]:
     name = validate_project_name(name)
-    now = now_utc()
     with ctx.catalog.write() as conn:
         if conn.execute(select(projects.c.id).where(projects.c.name == name)).first() is not None:
             raise Conflict(f"a project named {name!r} already exists")
         specs = [normalise_rule(r, _source_lookup(conn)) for r in rules or []]
-        key = conn.execute(
-            insert(projects).values(
-                name=name, description=description or "", origin="manual", created_at=now, updated_at=now
-            )
-        ).inserted_primary_key
-        assert key is not None
-        rule_ids = _insert_rules(conn, int(key[0]), specs)
+        project_id = insert_project(conn, name, description or "", "manual")
+        rule_ids = _insert_rules(conn, project_id, specs)
     assign(ctx.catalog, rule_ids=rule_ids)
     return show_project(ctx, name)
 
@@ -208,9 +202,7 @@ def project_id_of(ctx: Context, id_or_name: str) -> int:
 
 # -- manual membership -------------------------------------------------------------------------------------
 def _media_id(conn: Connection, value: str) -> str:
-    media_id = value.strip().lower()
-    if not MEDIA_ID_RE.match(media_id):
-        raise InvalidInput(f"{value!r} is not a media id (64 hex characters, as b3sum prints)")
+    media_id = parse_media_id(value)
     if conn.execute(select(media.c.id).where(media.c.id == media_id)).first() is None:
         raise NotFound(f"no media {media_id}")
     return media_id

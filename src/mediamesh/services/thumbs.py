@@ -14,7 +14,7 @@ from mediamesh.context import Context
 from mediamesh.errors import InvalidInput, NotFound, SourceUnavailable
 from mediamesh.metadata import thumbnails
 from mediamesh.services.content import BackendPool, open_media
-from mediamesh.services.media import MEDIA_ID_RE
+from mediamesh.services.media import parse_media_id
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +30,7 @@ class Thumbnail:
 def thumbnail(ctx: Context, pool: BackendPool, media_id: str, size: str) -> Thumbnail:
     if size not in thumbnails.SIZES:
         raise InvalidInput(f"size must be one of {', '.join(thumbnails.SIZES)}")
-    media_id = media_id.strip().lower()
-    if not MEDIA_ID_RE.match(media_id):
-        raise InvalidInput(f"{media_id!r} is not a media id (64 hex characters, as b3sum prints)")
+    media_id = parse_media_id(media_id)
     with ctx.catalog.read() as conn:
         kind = conn.execute(select(media.c.kind).where(media.c.id == media_id)).scalar_one_or_none()
     if kind is None:
