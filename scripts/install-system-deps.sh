@@ -4,7 +4,7 @@
 # the tests start their own private servers on free ports.
 set -euo pipefail
 
-# command-that-must-exist:debian-package. `install-system-deps.sh bench` adds what the benchmarks compare with.
+# command-that-must-exist:debian-package (chromium: the web UI tests drive it with Playwright). `install-system-deps.sh bench` adds what the benchmarks compare with.
 needed=(
   "b3sum:b3sum"
   "find:findutils"
@@ -12,6 +12,7 @@ needed=(
   "smbpasswd:samba-common-bin"
   "useradd:passwd"
   "pkg-config:pkg-config"
+  "chromium:chromium"
 )
 # Headers the smb-fast extra (pysmbc) builds against.
 pkg-config --exists smbclient 2>/dev/null || missing_dev=libsmbclient-dev

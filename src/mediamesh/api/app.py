@@ -24,6 +24,7 @@ from mediamesh.services.content import BackendPool
 from mediamesh.services.lifecycle import SourceManager
 from mediamesh.services.scan_runner import ScanRunner
 from mediamesh.services.scheduler import Scheduler
+from mediamesh.ui import pages as ui_pages
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -67,11 +68,12 @@ def create_app(settings: Settings) -> FastAPI:
     metrics = Metrics(ctx, scans)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(AllowlistMiddleware, allow=settings.allow, hosts=settings.host_names)
-    errors.install(app)
+    errors.install(app, html=ui_pages.error_page)
     app.include_router(sources.router)
     app.include_router(tokens.router)
     app.include_router(catalog.router)
     app.include_router(projects.router)
+    ui_pages.install(app)  # the web UI at /, on the same services
 
     @app.get(
         "/metrics",

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -34,21 +34,34 @@ def _methods_of(request: Request) -> list[str]:
     return sorted(methods)
 
 
-def install(app: FastAPI) -> None:
+#: Renders an error as a web page: (request, status, message) -> response.
+HtmlErrors = Callable[[Request, int, str], Response]
+
+
+def install(app: FastAPI, html: HtmlErrors | None = None) -> None:
+    """JSON errors for the API; with ``html``, web pages get their errors as pages of the UI."""
+
+    def answer(
+        request: Request, status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+    ) -> Response:
+        if html is not None and not request.url.path.startswith(("/api/", "/metrics")):
+            return html(request, status, message)
+        return error_response(status, code, message, headers)
+
     @app.exception_handler(MediameshError)
-    async def mediamesh_error(_: Request, exc: MediameshError) -> JSONResponse:
-        return error_response(exc.status, exc.code, exc.message)
+    async def mediamesh_error(request: Request, exc: MediameshError) -> Response:
+        return answer(request, exc.status, exc.code, exc.message)
 
     @app.exception_handler(RequestValidationError)
-    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
         first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
-        return error_response(
-            422, "invalid_input", f"{where}: {first.get('msg')}" if where else str(first.get("msg"))
+        return answer(
+            request, 422, "invalid_input", f"{where}: {first.get('msg')}" if where else str(first.get("msg"))
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         codes = {
             400: "bad_request",
             401: "unauthorized",
@@ -59,9 +72,9 @@ def install(app: FastAPI) -> None:
         headers = dict(exc.headers or {})
         if exc.status_code == 405:
             headers["Allow"] = ", ".join(_methods_of(request))
-        return error_response(exc.status_code, codes.get(exc.status_code, "error"), str(exc.detail), headers)
+        return answer(request, exc.status_code, codes.get(exc.status_code, "error"), str(exc.detail), headers)
 
     @app.exception_handler(Exception)
-    async def unexpected(_: Request, exc: Exception) -> JSONResponse:  # a bug: logged, never a traceback out
+    async def unexpected(request: Request, exc: Exception) -> Response:  # a bug: logged, never a traceback
         log.exception("unhandled error")
-        return error_response(500, "internal_error", "an internal error happened; it was logged")
+        return answer(request, 500, "internal_error", "an internal error happened; it was logged")

@@ -22,6 +22,7 @@ from mediamesh.api.errors import error_response
 from mediamesh.context import Context
 from mediamesh.services import tokens as token_svc
 from mediamesh.services.links import link_is_valid
+from mediamesh.ui import session
 
 FREE_FAILURES = 5
 WINDOW = 60.0
@@ -97,6 +98,7 @@ class TokenCache:
 
     def __init__(self) -> None:
         self._tokens: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._sessions: dict[str, tuple[float, tuple[session.Session, dict[str, Any]]]] = {}
 
     def get(self, value: str) -> dict[str, Any] | None:
         hit = self._tokens.get(value)
@@ -109,10 +111,24 @@ class TokenCache:
             self._tokens.clear()
         self._tokens[value] = (time.monotonic(), token)
 
+    def get_session(self, key: str) -> tuple[session.Session, dict[str, Any]] | None:
+        hit = self._sessions.get(key)
+        if hit is None or time.monotonic() - hit[0] > self.TTL:
+            return None
+        return hit[1]
+
+    def put_session(self, key: str, found: tuple[session.Session, dict[str, Any]]) -> None:
+        if len(self._sessions) > 10_000:
+            self._sessions.clear()
+        self._sessions[key] = (time.monotonic(), found)
+
     def forget(self, token_id: int) -> None:
         for value, (_, token) in list(self._tokens.items()):
             if token["id"] == token_id:
                 self._tokens.pop(value, None)
+        for key, (_, (_, token)) in list(self._sessions.items()):
+            if token["id"] == token_id:
+                self._sessions.pop(key, None)
 
 
 class FailedLogins:
@@ -138,8 +154,36 @@ bearer = HTTPBearer(
 )
 
 
+async def browser_session(request: Request) -> tuple[session.Session, dict[str, Any]] | None:
+    """The session and token behind a browser's session cookie (see ui/session.py), or None."""
+    value = request.cookies.get(session.COOKIE)
+    if not value:
+        return None
+    cache: TokenCache = request.app.state.token_cache
+    key = "session:" + value
+    found = cache.get_session(key)
+    if found is None:
+        found = await anyio.to_thread.run_sync(session.session_token, request.app.state.ctx, value)
+        if found is not None:
+            cache.put_session(key, found)
+    return found
+
+
+async def check_csrf(request: Request, current: session.Session) -> None:
+    """A request that changes something with a session cookie must carry the session's CSRF token."""
+    if request.method in session.SAFE_METHODS:
+        return
+    sent = request.headers.get(session.CSRF_HEADER)
+    if sent is None and request.headers.get("content-type", "").startswith(
+        ("application/x-www-form-urlencoded", "multipart/form-data")
+    ):
+        sent = str((await request.form()).get(session.CSRF_FIELD) or "")
+    if not session.csrf_valid(request.app.state.ctx, current, sent):
+        raise HTTPException(403, "this request needs the page's CSRF token; reload the page and try again")
+
+
 def require(scope: str) -> Callable[..., Awaitable[dict[str, Any]]]:
-    """A dependency: the caller's token, which must have at least ``scope``."""
+    """A dependency: the caller's token (bearer, or a browser session), which must have at least ``scope``."""
 
     async def dependency(
         request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
@@ -153,6 +197,11 @@ def require(scope: str) -> Callable[..., Awaitable[dict[str, Any]]]:
                 token = await anyio.to_thread.run_sync(token_svc.verify, ctx, credentials.credentials)
                 if token is not None:
                     cache.put(credentials.credentials, token)
+        else:
+            found = await browser_session(request)
+            if found is not None:
+                await check_csrf(request, found[0])
+                token = found[1]
         if token is None:
             if credentials is not None:  # a wrong token (guessing), not a forgotten header
                 host = request.client.host if request.client else "?"

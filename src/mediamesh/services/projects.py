@@ -4,6 +4,7 @@ project; what a project holds. The CLI and the API both call these."""
 from __future__ import annotations
 
 import re
+from collections.abc import Collection, Iterator
 from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select, update
@@ -25,6 +26,7 @@ from mediamesh.projects.assign import assign, forget_reasons
 from mediamesh.projects.membership import in_project, insert_project
 from mediamesh.projects.rules import (
     CompiledRule,
+    CompiledTemplate,
     Location,
     compile_template,
     normalise_rule,
@@ -190,6 +192,12 @@ def list_projects(ctx: Context) -> list[dict[str, Any]]:
         return [_public(conn, r) for r in conn.execute(select(projects).order_by(projects.c.name))]
 
 
+def project_names(ctx: Context) -> list[str]:
+    """Every project's name, for choosing one (no stats: cheap)."""
+    with ctx.catalog.read() as conn:
+        return list(conn.execute(select(projects.c.name).order_by(projects.c.name)).scalars())
+
+
 def show_project(ctx: Context, id_or_name: str) -> dict[str, Any]:
     with ctx.catalog.read() as conn:
         return _public(conn, find_project(conn, id_or_name))
@@ -316,23 +324,31 @@ def explain(ctx: Context, media_id: str) -> dict[str, Any]:
     }
 
 
+def _catalog_locations(
+    conn: Connection, source_ids: Collection[int] | None
+) -> Iterator[tuple[Location, str]]:
+    """Every location of the catalog (on these sources, if any are given) as a rule sees it."""
+    query = select(
+        files.c.source_id, files.c.path, files.c.size, files.c.mtime_ns, files.c.media_id, media.c.kind
+    ).join(media, media.c.id == files.c.media_id)
+    if source_ids:
+        query = query.where(files.c.source_id.in_(source_ids))
+    for r in conn.execute(query.execution_options(yield_per=5000)):
+        yield Location(r.source_id, r.path, r.kind, r.size, r.mtime_ns), r.media_id
+
+
 # -- rules: preview -----------------------------------------------------------------------------------------
 def preview_rule(ctx: Context, raw: dict[str, Any]) -> dict[str, Any]:
     """How many locations and media a rule would match, before it is saved (reads the catalog only)."""
     with ctx.catalog.read() as conn:
         rule = CompiledRule(normalise_rule(raw, _source_lookup(conn)))
-        query = select(
-            files.c.source_id, files.c.path, files.c.size, files.c.mtime_ns, files.c.media_id, media.c.kind
-        ).join(media, media.c.id == files.c.media_id)
-        if rule.sources:
-            query = query.where(files.c.source_id.in_(rule.sources))
         matched_files, matched_media, examples = 0, set[str](), list[str]()
-        for r in conn.execute(query.execution_options(yield_per=5000)):
-            if rule.matches(Location(r.source_id, r.path, r.kind, r.size, r.mtime_ns)):
+        for loc, media_id in _catalog_locations(conn, rule.sources):
+            if rule.matches(loc):
                 matched_files += 1
-                matched_media.add(r.media_id)
+                matched_media.add(media_id)
                 if len(examples) < 5:
-                    examples.append(r.path)
+                    examples.append(loc.path)
     return {"files": matched_files, "media": len(matched_media), "examples": examples}
 
 
@@ -372,6 +388,30 @@ def add_template(
     with ctx.catalog.read() as conn:
         row = conn.execute(select(project_templates).where(project_templates.c.id == template_id)).one()
         return {**_template_public(conn, row), "projects_created": result.projects_created}
+
+
+def preview_template(
+    ctx: Context, path: str, source_names: list[str] | None = None, kinds: list[str] | None = None
+) -> dict[str, Any]:
+    """The projects a template would make and how many locations it would put in them, before saving."""
+    with ctx.catalog.read() as conn:
+        spec = normalise_rule(
+            {"sources": source_names or [], "kinds": kinds or [], "path": "**"}, _source_lookup(conn)
+        )
+        template = CompiledTemplate(path, spec.get("sources"), spec.get("kinds"))
+        found: dict[str, set[str]] = {}
+        matched_files = 0
+        for loc, media_id in _catalog_locations(conn, template.sources):
+            name = template.project_of(loc)
+            if name is not None:
+                matched_files += 1
+                found.setdefault(name, set()).add(media_id)
+    return {
+        "files": matched_files,
+        "media": len(set().union(*found.values())) if found else 0,
+        "projects": [{"name": n, "media": len(m)} for n, m in sorted(found.items())][:100],
+        "project_count": len(found),
+    }
 
 
 def list_templates(ctx: Context) -> list[dict[str, Any]]:

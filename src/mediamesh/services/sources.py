@@ -199,6 +199,30 @@ def add_source(
         return public(conn, find_source(conn, key[0]))
 
 
+def test_location(
+    ctx: Context, location: str, password: str | None = None, source: str | None = None
+) -> dict[str, Any]:
+    """Try a location before saving it (the UI's Test connection): what a probe sees, nothing stored.
+    ``source`` lends a registered source's stored password when none is given (editing a source)."""
+    loc = parse_location(location)
+    if password is not None and loc.kind not in WITH_PASSWORD:
+        raise InvalidInput(f"{loc.kind} sources take no password")
+    secret = {"password": password} if password is not None else None
+    if secret is None and source is not None:
+        with ctx.catalog.read() as conn:
+            secret = secret_of(ctx, find_source(conn, source))
+    probe = probe_location(loc.kind, loc.display, secret)
+    return {
+        "kind": loc.kind,
+        "location": loc.display,
+        "reachable": probe.reachable,
+        "error": probe.error,
+        "latency_ms": probe.latency_ms,
+        "capacity_bytes": probe.capacity_bytes,
+        "free_bytes": probe.free_bytes,
+    }
+
+
 def _health_values(probe: ProbeResult, now: datetime) -> dict[str, Any]:
     return {
         "health_status": "online" if probe.reachable else "offline",

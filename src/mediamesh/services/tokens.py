@@ -104,6 +104,13 @@ def verify(ctx: Context, value: str) -> dict[str, Any] | None:
     return _public(row)
 
 
+def by_id(ctx: Context, token_id: int) -> dict[str, Any] | None:
+    """A token by id, if it exists and is not revoked (a browser session names its token this way)."""
+    with ctx.catalog.read() as conn:
+        row = conn.execute(select(tokens).where(tokens.c.id == token_id)).first()
+    return _public(row) if row is not None and row.revoked_at is None else None
+
+
 def ensure_admin_token(ctx: Context) -> str | None:
     """On the very first start (no token at all): make an admin token, write it to a 0600 file in the data
     dir, and return it to be printed once. Otherwise None."""

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from mediamesh.api.deps import Ctx, RowId, run_query
+from mediamesh.api.deps import Ctx, run_query
 from mediamesh.api.responses import FastJSON
 from mediamesh.api.schemas import AUTHENTICATED, MediaPage
 from mediamesh.api.security import Read, Write
+from mediamesh.errors import NotFound
 from mediamesh.services import media as media_svc
 from mediamesh.services import projects as svc
+from mediamesh.services.sources import ROW_ID
 
 router = APIRouter(prefix="/api/v1", tags=["projects"], responses=AUTHENTICATED)
 
@@ -145,10 +147,21 @@ def add_template(body: TemplateCreate, ctx: Ctx, _: Write) -> dict[str, Any]:
     return svc.add_template(ctx, body.path, body.sources, body.kinds)
 
 
+@router.post("/project-templates/preview")
+def preview_template(body: TemplateCreate, ctx: Ctx, _: Read) -> dict[str, Any]:
+    """The projects a template would make (up to 100 names) and what it would match, before saving it."""
+    return svc.preview_template(ctx, body.path, body.sources, body.kinds)
+
+
 @router.delete("/project-templates/{template_id}")
-def remove_template(template_id: RowId, ctx: Ctx, _: Write) -> dict[str, Any]:
+def remove_template(
+    template_id: Annotated[str, Path(max_length=40, description="The template's id.")], ctx: Ctx, _: Write
+) -> dict[str, Any]:
     """Stop a template; the projects it made stay."""
-    return svc.remove_template(ctx, template_id)
+    # A string, not RowId: "preview" is another route's word here, so a DELETE of it is a 404, not a 422.
+    if not ROW_ID.fullmatch(template_id):
+        raise NotFound(f"no project template {template_id!r}")
+    return svc.remove_template(ctx, int(template_id))
 
 
 @router.post("/projects/apply")

@@ -41,6 +41,15 @@ class SourceUpdate(BaseModel):
     priority: int | None = Field(None, ge=-1000, le=1000)
 
 
+class LocationTest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    location: str = Field(max_length=4096, examples=["smb://media@192.168.0.19/video", "/mnt/media"])
+    password: str | None = Field(None, max_length=1024, description="Used for this test only, not stored.")
+    source: str | None = Field(
+        None, max_length=64, description="A registered source whose stored password to use if none is given."
+    )
+
+
 @router.get("")
 def list_sources(ctx: Ctx, _: Read) -> dict[str, Any]:
     data = svc.list_sources(ctx)
@@ -60,6 +69,12 @@ def add_source(body: SourceCreate, ctx: Ctx, _: Write) -> dict[str, Any]:
         schedule=body.schedule,
         priority=body.priority,
     )
+
+
+@router.post("/test")
+def test_location(body: LocationTest, ctx: Ctx, _: Write) -> dict[str, Any]:
+    """Try a location before registering it: reachable or not and why, latency, capacity. Nothing is saved."""
+    return svc.test_location(ctx, body.location, body.password, body.source)
 
 
 @router.get("/{id_or_name}")

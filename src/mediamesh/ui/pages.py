@@ -1,0 +1,435 @@
+"""The web UI: pages rendered on the server from the same services as the API and the CLI.
+
+Pages only read. Everything that changes something is done by the page's script through the JSON API,
+authenticated by the session cookie plus the page's CSRF token (see ui/session.py and api/security.py).
+No build step and no CDN: templates, one stylesheet and one script ship inside the package.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+import anyio
+from fastapi import APIRouter, Depends, FastAPI, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from sqlalchemy import distinct, func, select
+
+from mediamesh import __version__
+from mediamesh.api.deps import RowId, run_query
+from mediamesh.api.security import browser_session
+from mediamesh.backends import KINDS as SOURCE_KINDS
+from mediamesh.catalog.schema import files, media
+from mediamesh.context import Context
+from mediamesh.errors import InvalidInput
+from mediamesh.projects.rules import KINDS
+from mediamesh.services import media as media_svc
+from mediamesh.services import projects as project_svc
+from mediamesh.services import scans as scan_svc
+from mediamesh.services import sources as source_svc
+from mediamesh.services import tokens as token_svc
+from mediamesh.ui import session
+from mediamesh.ui.format import FILTERS
+
+HERE = Path(__file__).parent
+templates = Jinja2Templates(directory=HERE / "templates")
+templates.env.filters.update(FILTERS)
+templates.env.globals["version"] = __version__
+
+#: Pages allow only this server's own scripts, styles, pictures and media: no inline script, no CDN.
+HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; media-src 'self'; "
+        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+PAGE_SIZE = 60
+
+
+class SignInRequired(Exception):
+    def __init__(self, next_path: str) -> None:
+        self.next_path = next_path
+
+
+@dataclass(frozen=True, slots=True)
+class Viewer:
+    """Who is looking: the session's token, and what its scope lets the page offer."""
+
+    token: dict[str, Any]
+    csrf: str
+
+    @property
+    def can_write(self) -> bool:
+        return bool(token_svc.rank(self.token["scope"]) >= token_svc.rank("write"))
+
+    @property
+    def is_admin(self) -> bool:
+        return bool(self.token["scope"] == "admin")
+
+
+async def viewer(request: Request) -> Viewer:
+    found = await browser_session(request)
+    if found is None:
+        raise SignInRequired(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
+    current, token = found
+    return Viewer(token, session.csrf_token(request.app.state.ctx, current))
+
+
+Me = Annotated[Viewer, Depends(viewer)]
+
+
+def ctx_of(request: Request) -> Context:
+    ctx: Context = request.app.state.ctx
+    return ctx
+
+
+def render(request: Request, name: str, me: Viewer | None, status: int = 200, **values: Any) -> HTMLResponse:
+    return templates.TemplateResponse(
+        request, name, {"me": me, "path": request.url.path, **values}, status_code=status, headers=HEADERS
+    )
+
+
+def error_page(request: Request, status: int, message: str) -> Response:
+    """Errors of pages, as a page (the API's stay JSON)."""
+    return render(request, "error.html", None, status, status_code=status, message=message)
+
+
+def _safe_next(value: str | None) -> str:
+    """Only a path of this server: never ``//evil.example`` or an absolute URL."""
+    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return "/"
+    return value
+
+
+router = APIRouter(include_in_schema=False)
+
+
+# -- signing in and out ---------------------------------------------------------------------------------
+@router.get("/sign-in")
+async def sign_in_page(
+    request: Request, next: Annotated[str | None, Query(max_length=2000)] = None
+) -> Response:
+    if await browser_session(request) is not None:
+        return RedirectResponse(_safe_next(next), 303)
+    return render(request, "sign_in.html", None, next=_safe_next(next))
+
+
+@router.post("/sign-in")
+async def sign_in(
+    request: Request,
+    token: Annotated[str, Form(max_length=200)] = "",
+    next: Annotated[str, Form(max_length=2000)] = "/",
+) -> Response:
+    # A login form posted from another site (login CSRF) would carry its own Origin.
+    origin = request.headers.get("origin")
+    if origin not in (None, "null") and origin != f"{request.url.scheme}://{request.url.netloc}":
+        return render(request, "sign_in.html", None, 403, next="/", error="sign in from this server's page")
+    ctx = ctx_of(request)
+    found = await anyio.to_thread.run_sync(token_svc.verify, ctx, token.strip())
+    if found is None:
+        host = request.client.host if request.client else "?"
+        await anyio.sleep(request.app.state.failed_logins.delay(host))
+        message = "That token is not valid (or was revoked). Check it and try again."
+        return render(request, "sign_in.html", None, 401, next=_safe_next(next), error=message)
+    response = RedirectResponse(_safe_next(next), 303)
+    session.set_cookie(request, response, session.new_cookie(ctx, found["id"]))
+    return response
+
+
+@router.post("/sign-out")
+async def sign_out(
+    request: Request, me: Me, csrf_token: Annotated[str, Form(max_length=200)] = ""
+) -> Response:
+    found = await browser_session(request)
+    if found is None or not session.csrf_valid(ctx_of(request), found[0], csrf_token):
+        return error_page(
+            request, 403, "Sign-out needs the page's CSRF token: reload the page and try again."
+        )
+    response = RedirectResponse("/sign-in", 303)
+    session.clear_cookie(request, response)
+    return response
+
+
+# -- dashboard ------------------------------------------------------------------------------------------
+def _media_per_source(ctx: Context) -> dict[int, int]:
+    with ctx.catalog.read() as conn:
+        rows = conn.execute(
+            select(files.c.source_id, func.count(distinct(files.c.media_id)))
+            .where(files.c.state == "present")
+            .group_by(files.c.source_id)
+        )
+        return {int(source_id): int(n) for source_id, n in rows}
+
+
+def _totals(ctx: Context) -> dict[str, int]:
+    with ctx.catalog.read() as conn:
+        count, size = conn.execute(select(func.count(), func.coalesce(func.sum(media.c.size), 0))).one()
+    return {"media": int(count), "size": int(size)}
+
+
+def _dashboard(ctx: Context, queued: list[dict[str, Any]]) -> dict[str, Any]:
+    sources = source_svc.list_sources(ctx)
+    per_source = _media_per_source(ctx)
+    for s in sources:
+        s["media"] = per_source.get(s["id"], 0)
+    recent = scan_svc.list_scans(ctx, limit=8)
+    running = [s for s in recent if s["status"] == "running"]
+    recent = [s for s in recent if s["status"] != "running"]
+    return {
+        "sources": sources,
+        "running": running,
+        "queued": queued,
+        "recent": recent,
+        "totals": _totals(ctx),
+    }
+
+
+@router.get("/")
+async def dashboard(request: Request, me: Me) -> Response:
+    data = await run_query(request, _dashboard, ctx_of(request), request.app.state.scans.queued())
+    return render(request, "dashboard.html", me, **data)
+
+
+@router.get("/ui/live/dashboard")
+async def dashboard_live(request: Request, me: Me) -> Response:
+    """The dashboard's sources and scans, polled by the page while it is open."""
+    data = await run_query(request, _dashboard, ctx_of(request), request.app.state.scans.queued())
+    return render(request, "_live.html", me, **data)
+
+
+# -- sources --------------------------------------------------------------------------------------------
+@router.get("/sources/new")
+async def new_source(
+    request: Request, me: Me, kind: Annotated[str, Query(pattern="^[a-z]{1,16}$")] = "local"
+) -> Response:
+    if kind not in SOURCE_KINDS:
+        raise InvalidInput(f"unknown kind of source {kind!r}: use one of {', '.join(SOURCE_KINDS)}")
+    return render(request, "source_form.html", me, source=None, kind=kind, kinds=SOURCE_KINDS, smb={})
+
+
+def _smb_fields(location: str) -> dict[str, Any]:
+    from mediamesh.backends.smb import DEFAULT_PORT, SmbOptions
+
+    opts = SmbOptions.parse(location)
+    port = "" if opts.port == DEFAULT_PORT else str(opts.port)
+    return {
+        "host": opts.host,
+        "port": port,
+        "share": opts.share,
+        "folder": opts.subpath,
+        "user": opts.username,
+    }
+
+
+@router.get("/sources/{name}/edit")
+async def edit_source(name: str, request: Request, me: Me) -> Response:
+    source = await run_query(request, source_svc.show_source, ctx_of(request), name)
+    smb = _smb_fields(source["location"]) if source["kind"] == "smb" else {}
+    return render(
+        request, "source_form.html", me, source=source, kind=source["kind"], kinds=SOURCE_KINDS, smb=smb
+    )
+
+
+# -- media ----------------------------------------------------------------------------------------------
+#: The browser's views: what each one asks the media listing for.
+VIEWS: dict[str, dict[str, Any]] = {
+    "all": {},
+    "duplicates": {"duplicates": True},
+    "single": {"single_copy": True},
+    "offline": {"state": "offline"},
+    "missing": {"state": "missing"},
+}
+
+
+@dataclass(frozen=True, slots=True)
+class MediaFilters:
+    q: str | None
+    source: str | None
+    project: str | None
+    kind: str | None
+    view: str
+    taken_after: str | None
+    taken_before: str | None
+
+    def listing(self, ctx: Context, cursor: str | None) -> dict[str, Any]:
+        view = VIEWS.get(self.view)
+        if view is None:
+            raise InvalidInput(f"unknown view {self.view!r}: use one of {', '.join(VIEWS)}")
+        after, before = _day(self.taken_after, "from"), _day(self.taken_before, "until", end=True)
+        technical = media_svc.Technical(taken_after=after, taken_before=before) if after or before else None
+        return media_svc.list_media(
+            ctx,
+            source=self.source,
+            state=view.get("state"),
+            duplicates=bool(view.get("duplicates")),
+            kind=self.kind,
+            limit=PAGE_SIZE,
+            cursor=cursor,
+            q=self.q,
+            single_copy=bool(view.get("single_copy")),
+            project=self.project,
+            technical=technical,
+        )
+
+    def query(self, **changes: Any) -> str:
+        """This filter set as a query string, with some values changed."""
+        values = {
+            "q": self.q,
+            "source": self.source,
+            "project": self.project,
+            "kind": self.kind,
+            "view": self.view,
+            "taken_after": self.taken_after,
+            "taken_before": self.taken_before,
+        }
+        values.update(changes)
+        return urlencode({k: v for k, v in values.items() if v not in (None, "", "all")})
+
+
+def _day(value: str | None, field: str, end: bool = False) -> datetime | None:
+    """A date of the filter form; "until" a day includes that whole day."""
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(f"{field}: {value!r} is not a date (YYYY-MM-DD)") from None
+    return moment + timedelta(days=1) if end and len(value) == 10 else moment
+
+
+def media_filters(
+    q: Annotated[str | None, Query(max_length=500)] = None,
+    source: Annotated[str | None, Query(max_length=64)] = None,
+    project: Annotated[str | None, Query(max_length=200)] = None,
+    kind: Annotated[str | None, Query(max_length=16)] = None,
+    view: Annotated[str, Query(max_length=16)] = "all",
+    taken_after: Annotated[str | None, Query(max_length=40)] = None,
+    taken_before: Annotated[str | None, Query(max_length=40)] = None,
+) -> MediaFilters:
+    def clean(value: str | None) -> str | None:
+        return value.strip() or None if value is not None else None
+
+    return MediaFilters(
+        clean(q), clean(source), clean(project), clean(kind), view, clean(taken_after), clean(taken_before)
+    )
+
+
+Filters = Annotated[MediaFilters, Depends(media_filters)]
+Cursor = Annotated[str | None, Query(max_length=100)]
+
+
+def _browser_choices(ctx: Context) -> dict[str, Any]:
+    return {
+        "source_names": [s["name"] for s in source_svc.list_sources(ctx)],
+        "project_names": project_svc.project_names(ctx),
+    }
+
+
+@router.get("/media")
+async def media_browser(request: Request, me: Me, filters: Filters, cursor: Cursor = None) -> Response:
+    ctx = ctx_of(request)
+    started = time.perf_counter()
+    page = await run_query(request, filters.listing, ctx, cursor)
+    choices = await run_query(request, _browser_choices, ctx)
+    return render(
+        request,
+        "media.html",
+        me,
+        page=page,
+        filters=filters,
+        views=VIEWS,
+        kinds=KINDS,
+        cursor=cursor,
+        elapsed_ms=(time.perf_counter() - started) * 1000,
+        **choices,
+    )
+
+
+@router.get("/ui/media/more")
+async def media_more(request: Request, me: Me, filters: Filters, cursor: Cursor = None) -> Response:
+    """The next tiles of the grid (infinite scroll asks for them)."""
+    page = await run_query(request, filters.listing, ctx_of(request), cursor)
+    return render(request, "_tiles.html", me, page=page, filters=filters)
+
+
+def _media_detail(ctx: Context, media_id: str) -> dict[str, Any]:
+    item = media_svc.show_media(ctx, media_id)
+    return {
+        "item": item,
+        "membership": project_svc.explain(ctx, item["id"]),
+        "project_names": project_svc.project_names(ctx),
+    }
+
+
+@router.get("/media/{media_id}")
+async def media_detail(media_id: str, request: Request, me: Me) -> Response:
+    data = await run_query(request, _media_detail, ctx_of(request), media_id)
+    return render(request, "media_detail.html", me, **data)
+
+
+# -- projects -------------------------------------------------------------------------------------------
+def _projects(ctx: Context) -> dict[str, Any]:
+    return {
+        "projects": project_svc.list_projects(ctx),
+        "templates": project_svc.list_templates(ctx),
+        "source_names": [s["name"] for s in source_svc.list_sources(ctx)],
+    }
+
+
+@router.get("/projects")
+async def projects_page(request: Request, me: Me) -> Response:
+    data = await run_query(request, _projects, ctx_of(request))
+    return render(request, "projects.html", me, kinds=KINDS, **data)
+
+
+def _project(ctx: Context, name: str) -> dict[str, Any]:
+    project = project_svc.show_project(ctx, name)
+    page = media_svc.list_media(ctx, project=str(project["id"]), limit=PAGE_SIZE)
+    return {
+        "project": project,
+        "page": page,
+        "source_names": [s["name"] for s in source_svc.list_sources(ctx)],
+    }
+
+
+@router.get("/projects/{name}")
+async def project_page(name: str, request: Request, me: Me) -> Response:
+    data = await run_query(request, _project, ctx_of(request), name)
+    filters = media_filters(project=data["project"]["name"])
+    return render(request, "project.html", me, kinds=KINDS, filters=filters, **data)
+
+
+# -- tokens ---------------------------------------------------------------------------------------------
+@router.get("/tokens")
+async def tokens_page(request: Request, me: Me) -> Response:
+    if not me.is_admin:
+        return error_page(request, 403, "Tokens are managed with an admin token.")
+    tokens = await run_query(request, token_svc.list_tokens, ctx_of(request))
+    return render(request, "tokens.html", me, tokens=tokens, scopes=token_svc.SCOPES)
+
+
+@router.get("/scans/{scan_id}")
+async def scan_page(scan_id: RowId, request: Request, me: Me) -> Response:
+    scan = await run_query(request, scan_svc.get_scan, ctx_of(request), scan_id)
+    return render(request, "scan.html", me, scan=scan)
+
+
+def install(app: FastAPI) -> None:
+    """Serve the UI at ``/`` (its files at ``/static``)."""
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.include_router(router)
+
+    @app.exception_handler(SignInRequired)
+    async def to_sign_in(_: Request, exc: SignInRequired) -> Response:
+        target = "/sign-in" if exc.next_path == "/" else "/sign-in?" + urlencode({"next": exc.next_path})
+        return RedirectResponse(target, 303)

@@ -1,0 +1,445 @@
+// mediamesh UI: the few things a server-rendered page cannot do alone. No framework, no build step.
+// Changes go through the JSON API with the session cookie and this page's CSRF token.
+"use strict";
+
+const csrf = document.querySelector('meta[name="csrf-token"]')?.content || "";
+
+/** Call the API; resolves to {ok, status, data}, with data.error.message on failure. */
+async function api(method, url, body) {
+  const init = { method, headers: { "X-CSRF-Token": csrf, Accept: "application/json" }, credentials: "same-origin" };
+  if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  let response;
+  try {
+    response = await fetch(url, init);
+  } catch (err) {
+    return { ok: false, status: 0, data: { error: { message: "The server cannot be reached: " + err.message } } };
+  }
+  let data = null;
+  try {
+    data = await response.json();
+  } catch (_) {
+    data = { error: { message: `The server answered ${response.status}` } };
+  }
+  if (response.status === 401) {
+    location.href = "/sign-in?next=" + encodeURIComponent(location.pathname + location.search);
+  }
+  return { ok: response.ok, status: response.status, data };
+}
+
+function messageOf(result) {
+  return result.data?.error?.message || `The server answered ${result.status}`;
+}
+
+function flash(text, ok = false) {
+  const box = document.getElementById("flash");
+  if (!box) return;
+  box.textContent = text;
+  box.classList.toggle("ok", ok);
+}
+
+function busy(button, on) {
+  if (!button) return;
+  button.setAttribute("aria-busy", on ? "true" : "false");
+  button.disabled = on;
+}
+
+// -- live regions: [data-poll] is refreshed from its URL while the page is visible ----------------------
+const pollers = [];
+
+async function refresh(el) {
+  if (el.dataset.polling === "1") return;
+  el.dataset.polling = "1";
+  try {
+    const response = await fetch(el.dataset.poll, { credentials: "same-origin" });
+    if (response.status === 401) {
+      location.href = "/sign-in";
+      return;
+    }
+    if (!response.ok) return;
+    const html = await response.text();
+    // Keep keyboard focus on the same control across the swap.
+    const focused = document.activeElement && el.contains(document.activeElement) ? focusKey(document.activeElement) : null;
+    el.innerHTML = html;
+    if (focused) el.querySelector(focused)?.focus();
+  } catch (_) {
+    // The server is restarting or the network dropped: the next tick tries again.
+  } finally {
+    el.dataset.polling = "0";
+  }
+}
+
+function focusKey(node) {
+  if (node.id) return "#" + CSS.escape(node.id);
+  if (node.dataset.api) return `[data-api="${CSS.escape(node.dataset.api)}"]`;
+  return null;
+}
+
+function startPolling() {
+  document.querySelectorAll("[data-poll]").forEach((el) => {
+    const every = Number(el.dataset.pollMs || 3000);
+    pollers.push(setInterval(() => { if (!document.hidden) refresh(el); }, every));
+  });
+  document.addEventListener("visibilitychange", () => {
+    if (!document.hidden) document.querySelectorAll("[data-poll]").forEach(refresh);
+  });
+}
+
+// -- buttons that call the API: data-api="METHOD /url", data-confirm, data-then=reload|refresh|go:/path --
+document.addEventListener("click", async (event) => {
+  const button = event.target.closest("button[data-api]");
+  if (!button) return;
+  event.preventDefault();
+  if (button.dataset.confirm && !confirm(button.dataset.confirm)) return;
+  const [method, url] = button.dataset.api.split(" ");
+  busy(button, true);
+  const result = await api(method, url);
+  busy(button, false);
+  if (!result.ok) {
+    flash(messageOf(result));
+    return;
+  }
+  const then = button.dataset.then || "reload";
+  if (then === "refresh") {
+    if (method === "POST" && url.endsWith("/scans")) flash(`Scan of ${result.data.source || "the source"} ${result.data.status || "started"}.`, true);
+    document.querySelectorAll("[data-poll]").forEach(refresh);
+  } else if (then.startsWith("go:")) {
+    location.href = then.slice(3);
+  } else {
+    location.reload();
+  }
+});
+
+// -- infinite scroll: the "More" link loads the next tiles when it comes into view ----------------------
+function watchMore(root) {
+  const link = root.querySelector("a.load-more[data-more]");
+  if (!link || !("IntersectionObserver" in window)) return;
+  const observer = new IntersectionObserver(async (entries) => {
+    if (!entries.some((e) => e.isIntersecting)) return;
+    observer.disconnect();
+    const item = link.closest("li");
+    const response = await fetch(link.dataset.more, { credentials: "same-origin" });
+    if (!response.ok) return;
+    const template = document.createElement("template");
+    template.innerHTML = await response.text();
+    const list = item.parentElement;
+    item.replaceWith(template.content);
+    watchMore(list);
+  }, { rootMargin: "600px" });
+  observer.observe(link);
+}
+
+// -- forms ----------------------------------------------------------------------------------------------
+function lines(text) {
+  return text.split("\n").map((s) => s.trim()).filter(Boolean);
+}
+
+function showFieldError(form, id, text) {
+  const el = form.querySelector("#" + id);
+  if (!el) return false;
+  el.textContent = text;
+  el.hidden = !text;
+  return true;
+}
+
+/** The source form: a location from the fields per kind, Test connection, then save. */
+function sourceForm(form) {
+  const kind = form.dataset.kind;
+  const editing = form.dataset.edit;
+  const value = (name) => (form.elements[name]?.value || "").trim();
+  const result = form.querySelector("#location-error");
+
+  function locationOf() {
+    if (kind === "local") return value("path");
+    const user = value("user") ? encodeURIComponent(value("user")) + "@" : "";
+    const port = value("port") ? ":" + value("port") : "";
+    const folder = value("folder").replace(/^\/+|\/+$/g, "");
+    const segments = [value("share"), ...folder.split("/").filter(Boolean)].map(encodeURIComponent);
+    return `smb://${user}${value("host")}${port}/${segments.join("/")}`;
+  }
+
+  function clearErrors() {
+    form.querySelectorAll(".field-error").forEach((el) => { el.textContent = ""; el.hidden = true; });
+    form.querySelectorAll("[aria-invalid]").forEach((el) => el.removeAttribute("aria-invalid"));
+    result.textContent = "";
+    result.className = "test-result";
+  }
+
+  function missing() {
+    const required = kind === "local" ? ["path"] : ["host", "share"];
+    const empty = required.filter((name) => !value(name));
+    empty.forEach((name) => form.elements[name].setAttribute("aria-invalid", "true"));
+    if (empty.length) {
+      result.textContent = `Fill in: ${empty.join(", ")}.`;
+      result.className = "test-result bad";
+      form.elements[empty[0]].focus();
+    }
+    return empty.length > 0;
+  }
+
+  function locationError(text) {
+    result.textContent = text;
+    result.className = "test-result bad";
+    const field = form.elements[kind === "local" ? "path" : "host"];
+    field.setAttribute("aria-invalid", "true");
+  }
+
+  function place(text) {
+    // An API message, put next to the field it is about.
+    const lower = text.toLowerCase();
+    if (/source name|a source named|name/.test(lower) && !/location|share|host/.test(lower)) {
+      form.elements.name.setAttribute("aria-invalid", "true");
+      showFieldError(form, "name-error", text);
+      form.elements.name.focus();
+    } else if (lower.includes("schedule") || lower.includes("cron") || lower.includes("interval")) {
+      form.elements.schedule.setAttribute("aria-invalid", "true");
+      form.querySelector("details").open = true;
+      showFieldError(form, "schedule-error", text);
+    } else if (lower.includes("glob") || lower.includes("include") || lower.includes("exclude")) {
+      form.querySelector("details").open = true;
+      showFieldError(form, "filters-error", text);
+    } else if (lower.includes("priority")) {
+      showFieldError(form, "form-error", text);
+    } else {
+      locationError(text);
+    }
+  }
+
+  form.querySelector("#test-connection").addEventListener("click", async (event) => {
+    clearErrors();
+    if (missing()) return;
+    const button = event.currentTarget;
+    busy(button, true);
+    result.textContent = "Connecting…";
+    const body = { location: locationOf() };
+    if (value("password")) body.password = form.elements.password.value;
+    else if (editing) body.source = editing;
+    const answer = await api("POST", "/api/v1/sources/test", body);
+    busy(button, false);
+    if (!answer.ok) return place(messageOf(answer));
+    const t = answer.data;
+    if (t.reachable) {
+      const parts = [`Connected to ${t.location}`];
+      if (t.latency_ms != null) parts.push(`${Math.round(t.latency_ms)} ms`);
+      if (t.capacity_bytes) parts.push(`${formatSize(t.free_bytes)} free of ${formatSize(t.capacity_bytes)}`);
+      result.textContent = "✓ " + parts.join(" · ");
+      result.className = "test-result ok";
+    } else {
+      locationError("✗ " + (t.error || "cannot be reached"));
+    }
+  });
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearErrors();
+    if (!editing && !value("name")) {
+      form.elements.name.setAttribute("aria-invalid", "true");
+      showFieldError(form, "name-error", "A source needs a name.");
+      form.elements.name.focus();
+      return;
+    }
+    if (missing()) return;
+    const body = {
+      location: locationOf(),
+      include: lines(form.elements.include.value),
+      exclude: lines(form.elements.exclude.value),
+      schedule: value("schedule") || (editing ? "" : null),
+      priority: Number(value("priority") || 0),
+    };
+    if (form.elements.password && form.elements.password.value) body.password = form.elements.password.value;
+    if (!editing) body.name = value("name");
+    const button = form.querySelector('button[type="submit"]');
+    busy(button, true);
+    const answer = editing
+      ? await api("PATCH", `/api/v1/sources/${encodeURIComponent(editing)}`, body)
+      : await api("POST", "/api/v1/sources", body);
+    busy(button, false);
+    if (!answer.ok) return place(messageOf(answer));
+    location.href = "/";
+  });
+}
+
+function formatSize(bytes) {
+  if (bytes == null) return "–";
+  const units = ["B", "KB", "MB", "GB", "TB", "PB"];
+  let n = bytes, i = 0;
+  while (n >= 1000 && i < units.length - 1) { n /= 1000; i++; }
+  return i ? `${n.toFixed(1)} ${units[i]}` : `${n} B`;
+}
+
+/** A rule (or template) form: what it would match, counted live while typing; then save. */
+function ruleForm(form) {
+  const previewBox = form.querySelector(".preview");
+  const errorBox = form.querySelector(".field-error");
+  const isTemplate = form.id === "template-form";
+  let timer = null;
+  let asked = 0;
+
+  function rule() {
+    const spec = {};
+    const path = form.elements.path.value.trim();
+    if (path) spec.path = path;
+    const sources = [...form.elements.sources.selectedOptions].map((o) => o.value);
+    if (sources.length) spec.sources = sources;
+    const kinds = [...form.querySelectorAll('input[name="kinds"]:checked')].map((i) => i.value);
+    if (kinds.length) spec.kinds = kinds;
+    return spec;
+  }
+
+  async function preview() {
+    const spec = rule();
+    if (!Object.keys(spec).length || (isTemplate && !spec.path)) {
+      previewBox.textContent = isTemplate ? "Type a path with {project} to see what it would make." : "";
+      return;
+    }
+    const mine = ++asked;
+    const answer = await api("POST", form.dataset.preview, spec);
+    if (mine !== asked) return; // a newer question is on its way
+    if (!answer.ok) {
+      previewBox.textContent = messageOf(answer);
+      return;
+    }
+    const p = answer.data;
+    if (isTemplate) {
+      const names = p.projects.slice(0, 8).map((x) => `${x.name} (${x.media})`).join(", ");
+      previewBox.textContent = `Would make ${p.project_count} project${p.project_count === 1 ? "" : "s"} with ${p.media} media` +
+        (names ? `: ${names}${p.project_count > 8 ? ", …" : ""}` : "");
+    } else {
+      previewBox.textContent = `Matches ${p.media} media (${p.files} location${p.files === 1 ? "" : "s"})` +
+        (p.examples.length ? `, such as ${p.examples.slice(0, 3).join(", ")}` : "");
+    }
+  }
+
+  form.addEventListener("input", () => {
+    clearTimeout(timer);
+    timer = setTimeout(preview, 250);
+  });
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    errorBox.hidden = true;
+    const spec = rule();
+    const button = form.querySelector('button[type="submit"]');
+    let answer;
+    busy(button, true);
+    if (isTemplate) {
+      answer = await api("POST", form.dataset.save, spec);
+    } else if (form.dataset.project) {
+      const rules = JSON.parse(document.getElementById("rules").dataset.rules).map(stripId);
+      answer = await api("PATCH", `/api/v1/projects/${encodeURIComponent(form.dataset.project)}`, { rules: [...rules, spec] });
+    } else {
+      const body = { name: form.elements.name.value.trim(), description: form.elements.description.value, rules: Object.keys(spec).length ? [spec] : [] };
+      answer = await api("POST", form.dataset.save, body);
+      if (answer.ok) {
+        location.href = `/projects/${encodeURIComponent(answer.data.name)}`;
+        return;
+      }
+    }
+    busy(button, false);
+    if (!answer.ok) {
+      errorBox.textContent = messageOf(answer);
+      errorBox.hidden = false;
+      return;
+    }
+    location.reload();
+  });
+}
+
+function stripId(rule) {
+  const copy = { ...rule };
+  delete copy.id;
+  return copy;
+}
+
+function rulesList() {
+  const list = document.getElementById("rules");
+  if (!list) return;
+  list.addEventListener("click", async (event) => {
+    const button = event.target.closest("button[data-remove-rule]");
+    if (!button) return;
+    if (!confirm("Remove this rule? Media it alone put in the project leave it.")) return;
+    const form = document.getElementById("rule-form");
+    const rules = JSON.parse(list.dataset.rules).map(stripId);
+    rules.splice(Number(button.dataset.removeRule), 1);
+    busy(button, true);
+    const answer = await api("PATCH", `/api/v1/projects/${encodeURIComponent(form.dataset.project)}`, { rules });
+    if (!answer.ok) {
+      busy(button, false);
+      return flash(messageOf(answer));
+    }
+    location.reload();
+  });
+}
+
+function tokenForm(form) {
+  const errorBox = document.getElementById("token-error");
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    errorBox.hidden = true;
+    const name = form.elements.name.value.trim();
+    if (!name) {
+      errorBox.textContent = "A token needs a name.";
+      errorBox.hidden = false;
+      form.elements.name.setAttribute("aria-invalid", "true");
+      form.elements.name.focus();
+      return;
+    }
+    const answer = await api("POST", "/api/v1/tokens", { name, scope: form.elements.scope.value });
+    if (!answer.ok) {
+      errorBox.textContent = messageOf(answer);
+      errorBox.hidden = false;
+      return;
+    }
+    const box = document.getElementById("new-token");
+    document.getElementById("new-token-value").textContent = answer.data.token;
+    box.hidden = false;
+    form.reset();
+    document.getElementById("copy-token").focus();
+    // The list is refreshed in place, so the value stays on screen until the page is left.
+    const page = await fetch(location.href, { credentials: "same-origin" });
+    if (page.ok) {
+      const doc = new DOMParser().parseFromString(await page.text(), "text/html");
+      const fresh = doc.querySelector("table.tokens tbody");
+      if (fresh) document.querySelector("table.tokens tbody").replaceWith(fresh);
+    }
+  });
+  document.getElementById("copy-token").addEventListener("click", async () => {
+    const value = document.getElementById("new-token-value").textContent;
+    try {
+      await navigator.clipboard.writeText(value);
+      flash("Copied.", true);
+    } catch (_) {
+      const range = document.createRange();
+      range.selectNodeContents(document.getElementById("new-token-value"));
+      getSelection().removeAllRanges();
+      getSelection().addRange(range);
+    }
+  });
+}
+
+function addToProject(form) {
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const project = form.elements.project.value;
+    const answer = await api("POST", `/api/v1/projects/${encodeURIComponent(project)}/media`, { media_id: form.dataset.media });
+    if (!answer.ok) return flash(messageOf(answer));
+    location.reload();
+  });
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  // Filters folded away on a phone are laid open on a wide screen.
+  if (matchMedia("(min-width: 721px)").matches) document.querySelectorAll("details[data-open-wide]").forEach((d) => { d.open = true; });
+  startPolling();
+  watchMore(document);
+  const source = document.getElementById("source-form");
+  if (source) sourceForm(source);
+  document.querySelectorAll("form.rule-form").forEach(ruleForm);
+  rulesList();
+  const tokens = document.getElementById("token-form");
+  if (tokens) tokenForm(tokens);
+  const add = document.getElementById("add-to-project");
+  if (add) addToProject(add);
+});
