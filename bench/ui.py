@@ -49,10 +49,21 @@ class Client:
     """One keep-alive connection, like a browser tab."""
 
     def __init__(self, port: int) -> None:
+        self.port = port
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         self.headers: dict[str, str] = {}
 
     def get(self, path: str) -> tuple[int, bytes, float]:
+        try:
+            return self._get(path)
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            # The server closed a connection left idle (keep-alive timeout): a browser reconnects too.
+            self.conn.close()
+            self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+            self.conn.connect()
+            return self._get(path)
+
+    def _get(self, path: str) -> tuple[int, bytes, float]:
         started = time.perf_counter()
         self.conn.request("GET", path, headers=self.headers)
         response = self.conn.getresponse()

@@ -148,6 +148,14 @@ def test_preview_and_project_queries(ctx: Context, two_nas: tuple[Path, Path]) -
         "offline_only": 1,  # the song lives on the unmounted NAS only
         "single_copy": 5,
     }
+    # The listing counts all projects in one query: the same figures, and a media item taken out by hand
+    # no longer counts.
+    assert next(p for p in svc.list_projects(ctx) if p["name"] == "Everything")["stats"] == stats
+    song = next(m for m in media_svc.list_media(ctx, kind="audio")["data"])
+    svc.remove_media(ctx, "Everything", song["id"])
+    listed = next(p for p in svc.list_projects(ctx) if p["name"] == "Everything")["stats"]
+    assert listed == svc.show_project(ctx, "Everything")["stats"]
+    assert (listed["media"], listed["offline_only"], listed["kinds"]) == (4, 0, {"video": 2, "image": 2})
 
 
 @pytest.mark.parametrize(

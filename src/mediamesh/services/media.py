@@ -59,7 +59,8 @@ _WORD = re.compile(r"\w+")
 PREFIX_WORDS = 64
 
 # A present file on a source that is offline, or unmounted, cannot be reached now.
-_unreachable = or_(sources.c.health_status == "offline", sources.c.enabled.is_(False))
+SOURCE_UNREACHABLE = or_(sources.c.health_status == "offline", sources.c.enabled.is_(False))
+_unreachable = SOURCE_UNREACHABLE
 _location_state = case((and_(files.c.state == "present", _unreachable), "offline"), else_=files.c.state)
 
 

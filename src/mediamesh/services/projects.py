@@ -7,7 +7,7 @@ import re
 from collections.abc import Collection, Iterator
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, and_, case, delete, exists, func, insert, select, update
 
 from mediamesh.catalog.schema import (
     files,
@@ -23,7 +23,7 @@ from mediamesh.catalog.times import iso, now_utc
 from mediamesh.context import Context
 from mediamesh.errors import Conflict, InvalidInput, NotFound
 from mediamesh.projects.assign import assign, forget_reasons
-from mediamesh.projects.membership import in_project, insert_project
+from mediamesh.projects.membership import insert_project
 from mediamesh.projects.rules import (
     CompiledRule,
     CompiledTemplate,
@@ -31,7 +31,7 @@ from mediamesh.projects.rules import (
     compile_template,
     normalise_rule,
 )
-from mediamesh.services.media import parse_media_id, present_copies, state_filter
+from mediamesh.services.media import SOURCE_UNREACHABLE, parse_media_id
 from mediamesh.services.sources import ROW_ID, find_source
 
 _BAD_NAME = re.compile(r"[\x00-\x1f/\\]")
@@ -143,30 +143,59 @@ def _rules_of(conn: Connection, project_id: int) -> list[dict[str, Any]]:
     return out
 
 
-def _stats(conn: Connection, project_id: int) -> dict[str, Any]:
-    """Counts and size of a project's media: per kind, on offline sources only, with a single copy."""
-    member = in_project(project_id)
-    per_kind = {
-        kind: int(n)
-        for kind, n in conn.execute(select(media.c.kind, func.count()).where(member).group_by(media.c.kind))
-    }
-    total = conn.execute(select(func.coalesce(func.sum(media.c.size), 0)).where(member)).scalar_one()
-    offline = conn.execute(
-        select(func.count()).select_from(media).where(member, state_filter("offline"))
-    ).scalar_one()
-    single = conn.execute(
-        select(func.count()).select_from(media).where(member, present_copies() == 1)
-    ).scalar_one()
-    return {
-        "media": sum(per_kind.values()),
-        "size": int(total),
-        "kinds": per_kind,
-        "offline_only": int(offline),
-        "single_copy": int(single),
-    }
+def _stats(conn: Connection, project_ids: list[int] | None = None) -> dict[int, dict[str, Any]]:
+    """Counts and size of projects' media (of these projects, or all): per kind, on offline sources only,
+    with a single copy. One query for all of them, driven by the memberships, not by the whole catalog."""
+    pm, pe = project_members, project_exclusions
+    taken_out = exists(
+        select(pe.c.media_id).where(pe.c.project_id == pm.c.project_id, pe.c.media_id == pm.c.media_id)
+    )
+    members_q = select(pm.c.project_id, pm.c.media_id).where(~taken_out).distinct()
+    if project_ids is not None:
+        members_q = members_q.where(pm.c.project_id.in_(project_ids))
+    members = members_q.subquery()
+    present = files.c.state == "present"
+    copies_q = (
+        select(
+            files.c.media_id,
+            func.sum(case((present, 1), else_=0)).label("present"),
+            func.sum(case((and_(present, ~SOURCE_UNREACHABLE), 1), else_=0)).label("reachable"),
+        )
+        .join(sources, sources.c.id == files.c.source_id)
+        .group_by(files.c.media_id)
+    )
+    if project_ids is not None:
+        copies_q = copies_q.where(files.c.media_id.in_(select(members.c.media_id)))
+    copies = copies_q.subquery()
+    rows = conn.execute(
+        select(
+            members.c.project_id,
+            media.c.kind,
+            func.count(),
+            func.coalesce(func.sum(media.c.size), 0),
+            func.sum(case((and_(copies.c.present > 0, copies.c.reachable == 0), 1), else_=0)),
+            func.sum(case((copies.c.present == 1, 1), else_=0)),
+        )
+        .select_from(members.join(media, media.c.id == members.c.media_id))
+        .outerjoin(copies, copies.c.media_id == media.c.id)
+        .group_by(members.c.project_id, media.c.kind)
+    )
+    out: dict[int, dict[str, Any]] = {}
+    for project_id, kind, count, size, offline, single in rows:
+        entry = out.setdefault(int(project_id), _empty_stats())
+        entry["kinds"][kind] = int(count)
+        entry["media"] += int(count)
+        entry["size"] += int(size)
+        entry["offline_only"] += int(offline or 0)
+        entry["single_copy"] += int(single or 0)
+    return out
 
 
-def _public(conn: Connection, row: Any, stats: bool = True) -> dict[str, Any]:
+def _empty_stats() -> dict[str, Any]:
+    return {"media": 0, "size": 0, "kinds": {}, "offline_only": 0, "single_copy": 0}
+
+
+def _public(conn: Connection, row: Any, stats: dict[int, dict[str, Any]] | None = None) -> dict[str, Any]:
     template = None
     if row.template_id is not None:
         template = conn.execute(
@@ -182,14 +211,15 @@ def _public(conn: Connection, row: Any, stats: bool = True) -> dict[str, Any]:
         "created_at": iso(row.created_at),
         "updated_at": iso(row.updated_at),
     }
-    if stats:
-        out["stats"] = _stats(conn, row.id)
+    if stats is not None:
+        out["stats"] = stats.get(row.id) or _empty_stats()
     return out
 
 
 def list_projects(ctx: Context) -> list[dict[str, Any]]:
     with ctx.catalog.read() as conn:
-        return [_public(conn, r) for r in conn.execute(select(projects).order_by(projects.c.name))]
+        stats = _stats(conn)
+        return [_public(conn, r, stats) for r in conn.execute(select(projects).order_by(projects.c.name))]
 
 
 def project_names(ctx: Context) -> list[str]:
@@ -200,7 +230,8 @@ def project_names(ctx: Context) -> list[str]:
 
 def show_project(ctx: Context, id_or_name: str) -> dict[str, Any]:
     with ctx.catalog.read() as conn:
-        return _public(conn, find_project(conn, id_or_name))
+        row = find_project(conn, id_or_name)
+        return _public(conn, row, _stats(conn, [row.id]))
 
 
 def project_id_of(ctx: Context, id_or_name: str) -> int:
