@@ -137,7 +137,8 @@ def main() -> None:
         first = browser.get("/media")[1].decode()
         more = re.search(r'data-more="([^"]+)"', first)
         media_id = re.search(r'href="/media/([0-9a-f]{64})"', first)
-        project = re.search(r'href="/projects/([^"]+)"', browser.get("/projects")[1].decode())
+        # From the API, so that the UI's first visit of /projects below is really its first.
+        project = re.search(r'"name":\s*"([^"]+)"', api.get("/api/v1/projects")[1].decode())
         assert more and media_id and project, "the pages lack what the benchmark follows"
         filled = {
             "media, next page (scroll)": (more.group(1).replace("&amp;", "&"), None),
@@ -146,10 +147,10 @@ def main() -> None:
         }  # fmt: skip
         for label, listed_page, listed_query in PAGES:
             page, query = (listed_page, listed_query) if listed_page else filled[label]
-            browser.get(page)  # warm: counts cached as they would be for a second visitor
+            first_ms = timed(browser, page, 1)[0]  # the first visit: what nothing has cached yet
             page_ms = timed(browser, page, args.runs)
             api_ms = timed(api, query, args.runs) if query else None
-            rows.append((label, page_ms, api_ms))
+            rows.append((label, first_ms, page_ms, api_ms))
     finally:
         server.terminate()
         server.wait(30)
@@ -157,15 +158,19 @@ def main() -> None:
             shutil.rmtree(data_dir, ignore_errors=True)
 
     print(f"\nmediamesh web UI, {args.media:,} media, 1 uvicorn worker, {args.runs} sequential requests each")
-    print(f"{'page':<28} {'p50 ms':>7} {'p95 ms':>7} {'max ms':>7} {'API p50':>8} {'page/API':>8}  < 300 ms?")
-    for label, page_ms, api_ms in rows:
+    print(
+        f"{'page':<28} {'first':>7} {'p50 ms':>7} {'p95 ms':>7} {'max ms':>7} {'API p50':>8} {'page/API':>8}  < 300 ms?"
+    )
+    for label, first_ms, page_ms, api_ms in rows:
         p50 = statistics.median(page_ms)
         p95 = statistics.quantiles(page_ms, n=20)[18] if len(page_ms) >= 2 else page_ms[0]
         api50 = statistics.median(api_ms) if api_ms else None
         ratio = f"{p50 / api50:>8.2f}" if api50 else f"{'–':>8}"
         api_text = f"{api50:>8.1f}" if api50 is not None else f"{'–':>8}"
         met = "yes" if max(page_ms) < 300 else "p95 yes" if p95 < 300 else "no"
-        print(f"{label:<28} {p50:>7.1f} {p95:>7.1f} {max(page_ms):>7.1f} {api_text} {ratio}  {met}")
+        print(
+            f"{label:<28} {first_ms:>7.1f} {p50:>7.1f} {p95:>7.1f} {max(page_ms):>7.1f} {api_text} {ratio}  {met}"
+        )
     print(
         "\ntarget: every page under 300 ms on 100k media (issue #7); the API column is the same data as JSON"
     )

@@ -140,7 +140,9 @@ def test_counts_are_made_once_and_a_stale_one_is_recounted_in_the_background(sql
 
     from sqlalchemy import Connection
 
-    cache = media_svc._CountCache()
+    from mediamesh.catalog.cache import GenerationCache
+
+    cache = GenerationCache[int](10.0)
     calls: list[int] = []
     release = threading.Event()
 
@@ -151,7 +153,7 @@ def test_counts_are_made_once_and_a_stale_one_is_recounted_in_the_background(sql
 
     def ask(generation: int) -> int:
         with sqlite_ctx.catalog.read() as conn:
-            return cache.count(sqlite_ctx.catalog, ("k",), generation, slow_count, conn)
+            return cache.get(sqlite_ctx.catalog, ("k",), generation, slow_count, conn)
 
     results: list[int] = []
     waiting = [threading.Thread(target=lambda: results.append(ask(1))) for _ in range(5)]

@@ -42,6 +42,7 @@ def create_app(settings: Settings) -> FastAPI:
         # In the background: applying sources.yaml and restoring every source; start-up never waits.
         manager.start(declared)
         scheduler.start()
+        ui_pages.warm_up(ctx)
         yield
         scheduler.stop()
         scans.stop()  # running scans are cancelled: they end interrupted and resume on the next scan

@@ -17,7 +17,7 @@ from mediamesh.errors import ConfigurationError
 MIGRATIONS = Path(__file__).parent / "migrations"
 #: The newest revision in migrations/versions (a test checks they agree). Comparing it with the catalog's
 #: saves importing Alembic on every CLI start when there is nothing to migrate.
-HEAD_REVISION = "0007"
+HEAD_REVISION = "0008"
 
 _SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",

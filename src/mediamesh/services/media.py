@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import threading
 import time
 import unicodedata
 from collections.abc import Callable, Sequence
@@ -37,6 +36,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql.elements import BindParameter
 
+from mediamesh.catalog.cache import GenerationCache
 from mediamesh.catalog.database import Catalog
 from mediamesh.catalog.schema import files, media, sources
 from mediamesh.catalog.times import iso, iso_raw
@@ -188,7 +188,7 @@ def _search_page(
     joined = _fts.join(hit, hit.c.id == _fts.c.rowid).join(media, media.c.id == hit.c.media_id)
     where = [matches, *on_source, *conds]
     total = select(func.count(distinct(media.c.id))).select_from(joined).where(*where)
-    count = _counts.count(catalog, key, generation, lambda c: c.execute(total).scalar_one(), conn)
+    count = _counts.get(catalog, key, generation, lambda c: c.execute(total).scalar_one(), conn)
     query = select(*_LISTED, hit.c.id.label("hit")).select_from(joined).where(*where, ~earlier_match)
     if cursor is not None:
         if not re.fullmatch(r"f[0-9]{1,18}", cursor):
@@ -207,89 +207,7 @@ def present_copies() -> Any:
     )
 
 
-@dataclass
-class _Count:
-    generation: int
-    at: float
-    value: int
-
-
-class _CountCache:
-    """Total counts per filter. A count is fresh while the catalog has not changed (its write generation)
-    and for at most COUNT_TTL seconds. A stale count is answered at once while one background thread
-    recounts; only the very first count of a filter is waited for (once, by every request that asks).
-    Counting a million rows for every page would dominate; counts may so lag a scan by a few seconds."""
-
-    def __init__(self) -> None:
-        self._counts: dict[tuple[object, ...], _Count] = {}
-        self._counting: dict[tuple[object, ...], threading.Event] = {}
-        self._lock = threading.Lock()
-
-    def count(
-        self,
-        catalog: Catalog,
-        key: tuple[object, ...],
-        generation: int,
-        compute: Callable[[Connection], int],
-        conn: Connection,
-    ) -> int:
-        with self._lock:
-            known = self._counts.get(key)
-            if (
-                known is not None
-                and known.generation == generation
-                and time.monotonic() - known.at < COUNT_TTL
-            ):
-                return known.value
-            running = self._counting.get(key)
-            if running is None:
-                done = self._counting[key] = threading.Event()
-        if known is not None:  # stale: answer with it, and recount once, in the background
-            if running is None:
-                threading.Thread(
-                    target=self._recount, args=(catalog, key, generation, compute, done), daemon=True
-                ).start()
-            return known.value
-        if running is not None:  # the first count of this filter is being made: wait for it
-            running.wait(120)
-            with self._lock:
-                made = self._counts.get(key)
-            return made.value if made is not None else compute(conn)
-        try:
-            return self._store(key, generation, compute(conn))
-        finally:
-            self._finish(key, done)
-
-    def _recount(
-        self,
-        catalog: Catalog,
-        key: tuple[object, ...],
-        generation: int,
-        compute: Callable[[Connection], int],
-        done: threading.Event,
-    ) -> None:
-        try:
-            with catalog.read() as conn:
-                self._store(key, generation, compute(conn))
-        except Exception:  # the stale count stays; the next request tries again
-            log.warning("recounting %r failed", key, exc_info=True)
-        finally:
-            self._finish(key, done)
-
-    def _store(self, key: tuple[object, ...], generation: int, value: int) -> int:
-        with self._lock:
-            if len(self._counts) > 1000:
-                self._counts.clear()
-            self._counts[key] = _Count(generation, time.monotonic(), value)
-        return value
-
-    def _finish(self, key: tuple[object, ...], done: threading.Event) -> None:
-        with self._lock:
-            self._counting.pop(key, None)
-        done.set()
-
-
-_counts = _CountCache()
+_counts = GenerationCache[int](COUNT_TTL)
 
 
 @dataclass(frozen=True)
@@ -384,7 +302,7 @@ def list_media(
             raise InvalidInput("invalid cursor")
         query = select(*_LISTED).where(*conds)
         total = select(func.count()).select_from(query.subquery())
-        count = _counts.count(ctx.catalog, key, generation, lambda c: c.execute(total).scalar_one(), conn)
+        count = _counts.get(ctx.catalog, key, generation, lambda c: c.execute(total).scalar_one(), conn)
         if cursor is not None:
             query = query.where(media.c.id > cursor)
         rows = conn.execute(query.order_by(media.c.id).limit(limit + 1)).all()
@@ -414,7 +332,9 @@ _LOCATIONS_SQL = (
     "SELECT f.media_id, s.name, f.path,"
     " CASE WHEN f.state = 'present' AND (s.health_status = 'offline' OR NOT s.enabled)"
     " THEN 'offline' ELSE f.state END, f.size, f.mtime_ns, f.missing_since"
-    " FROM files f JOIN sources s ON s.id = f.source_id WHERE f.media_id IN ({})"
+    # "+f.source_id": look files up by media id, never by source (SQLite would otherwise walk a whole
+    # source's part of the files(source_id, state, media_id) index for 60 media: 20 ms instead of 1).
+    " FROM files f JOIN sources s ON s.id = +f.source_id WHERE f.media_id IN ({})"
     " ORDER BY f.media_id, s.name, f.path"
 )
 

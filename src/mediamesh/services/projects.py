@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, case, delete, exists, func, insert, select, update
 
+from mediamesh.catalog.cache import GenerationCache
 from mediamesh.catalog.schema import (
     files,
     media,
@@ -216,10 +217,25 @@ def _public(conn: Connection, row: Any, stats: dict[int, dict[str, Any]] | None 
     return out
 
 
-def list_projects(ctx: Context) -> list[dict[str, Any]]:
+#: The web UI's projects page answers from these while a recount runs (the API counts every time).
+_recent_stats = GenerationCache[dict[int, dict[str, Any]]](30.0)
+
+
+def list_projects(ctx: Context, recent_stats: bool = False) -> list[dict[str, Any]]:
+    """Every project with its stats. ``recent_stats``: figures up to a few seconds old are good enough
+    (they cost a pass over every membership: 0.6 s for 180 projects over 100k media); a project they do
+    not know yet is counted on its own."""
     with ctx.catalog.read() as conn:
-        stats = _stats(conn)
-        return [_public(conn, r, stats) for r in conn.execute(select(projects).order_by(projects.c.name))]
+        rows = conn.execute(select(projects).order_by(projects.c.name)).all()
+        if recent_stats:
+            key = ("project-stats", ctx.catalog.instance)
+            stats = dict(_recent_stats.get(ctx.catalog, key, ctx.catalog.generation, _stats, conn))
+            unknown = [r.id for r in rows if r.id not in stats]
+            if unknown:
+                stats.update(_stats(conn, unknown))
+        else:
+            stats = _stats(conn)
+        return [_public(conn, r, stats) for r in rows]
 
 
 def project_names(ctx: Context) -> list[str]:

@@ -240,6 +240,12 @@ def list_sources(ctx: Context) -> list[dict[str, Any]]:
         return [public(conn, row) for row in rows]
 
 
+def source_names(ctx: Context) -> list[str]:
+    """Every source's name, for choosing one (no counts: cheap)."""
+    with ctx.catalog.read() as conn:
+        return list(conn.execute(select(sources.c.name).order_by(sources.c.name)).scalars())
+
+
 def show_source(ctx: Context, id_or_name: str) -> dict[str, Any]:
     with ctx.catalog.read() as conn:
         return public(conn, find_source(conn, id_or_name))
