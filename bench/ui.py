@@ -167,12 +167,13 @@ def main() -> None:
         api50 = statistics.median(api_ms) if api_ms else None
         ratio = f"{p50 / api50:>8.2f}" if api50 else f"{'–':>8}"
         api_text = f"{api50:>8.1f}" if api50 is not None else f"{'–':>8}"
-        met = "yes" if max(page_ms) < 300 else "p95 yes" if p95 < 300 else "no"
+        met = "yes" if max(first_ms, *page_ms) < 300 else "p95 yes" if p95 < 300 else "no"
         print(
             f"{label:<28} {first_ms:>7.1f} {p50:>7.1f} {p95:>7.1f} {max(page_ms):>7.1f} {api_text} {ratio}  {met}"
         )
     print(
-        "\ntarget: every page under 300 ms on 100k media (issue #7); the API column is the same data as JSON"
+        "\ntarget: every page under 300 ms on 100k media (issue #7). 'first' is the first visit after the"
+        " server started;\nthe percentiles are the visits after it. The API column is the same data as JSON."
     )
 
 
