@@ -32,8 +32,11 @@ class GenerationCache(Generic[T]):
     request that asks). Counting a million rows for every page would dominate; values may so lag a scan by
     a few seconds."""
 
-    def __init__(self, ttl: float) -> None:
+    def __init__(self, ttl: float, min_age: float = 0.0) -> None:
         self.ttl = ttl
+        #: A value younger than this is answered even after the catalog changed: during a scan, figures
+        #: that cost a pass over the catalog are remade at most this often.
+        self.min_age = min_age
         self._counts: dict[tuple[object, ...], _Entry[T]] = {}
         self._counting: dict[tuple[object, ...], threading.Event] = {}
         self._lock = threading.Lock()
@@ -48,10 +51,9 @@ class GenerationCache(Generic[T]):
     ) -> T:
         with self._lock:
             known = self._counts.get(key)
-            if (
-                known is not None
-                and known.generation == generation
-                and time.monotonic() - known.at < self.ttl
+            age = time.monotonic() - known.at if known is not None else 0.0
+            if known is not None and (
+                (known.generation == generation and age < self.ttl) or age < self.min_age
             ):
                 return known.value
             running = self._counting.get(key)

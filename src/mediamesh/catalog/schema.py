@@ -166,7 +166,7 @@ files = Table(
     Index(None, "source_id", "size", "quick_fp"),
     Index(None, "source_id", "file_id"),
     Index(None, "source_id", "path"),
-    Index(None, "source_id", "state", "media_id"),  # per-source counts from the index (migration 0008)
+    Index(None, "source_id", "state"),  # per-source file counts from the index (migration 0008)
     Index(None, "vanished_scan_id"),
     Index(None, "changed_scan_id"),
 )

@@ -7,6 +7,7 @@ No build step and no CDN: templates, one stylesheet and one script ship inside t
 
 from __future__ import annotations
 
+import hmac
 import logging
 import threading
 import time
@@ -21,12 +22,13 @@ from fastapi import APIRouter, Depends, FastAPI, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from sqlalchemy import distinct, func, select
+from sqlalchemy import Connection, distinct, func, select
 
 from mediamesh import __version__
 from mediamesh.api.deps import RowId, run_query
 from mediamesh.api.security import browser_session
 from mediamesh.backends import KINDS as SOURCE_KINDS
+from mediamesh.catalog.cache import GenerationCache
 from mediamesh.catalog.schema import files, media
 from mediamesh.context import Context
 from mediamesh.errors import InvalidInput
@@ -150,28 +152,33 @@ async def sign_in(
 
 
 @router.post("/sign-out")
-async def sign_out(
-    request: Request, me: Me, csrf_token: Annotated[str, Form(max_length=200)] = ""
-) -> Response:
-    found = await browser_session(request)
-    if found is None or not session.csrf_valid(ctx_of(request), found[0], csrf_token):
-        return error_page(
-            request, 403, "Sign-out needs the page's CSRF token: reload the page and try again."
-        )
+async def sign_out(request: Request, me: Me, csrf_token: Annotated[str, Form(max_length=200)] = "") -> Response:
+    if not hmac.compare_digest(me.csrf, csrf_token):
+        return error_page(request, 403, "Sign-out needs the page's CSRF token: reload the page and try again.")
     response = RedirectResponse("/sign-in", 303)
     session.clear_cookie(request, response)
     return response
 
 
 # -- dashboard ------------------------------------------------------------------------------------------
+def _count_media_per_source(conn: Connection) -> dict[int, int]:
+    rows = conn.execute(
+        select(files.c.source_id, func.count(distinct(files.c.media_id)))
+        .where(files.c.state == "present")
+        .group_by(files.c.source_id)
+    )
+    return {int(source_id): int(n) for source_id, n in rows}
+
+
+#: Media per source is a pass over every location (0.4 s for 133k): made in the background when the
+#: catalog changed, at most every 10 s while a scan runs; the dashboard shows the last one meanwhile.
+_media_counts = GenerationCache[dict[int, int]](ttl=300.0, min_age=10.0)
+
+
 def _media_per_source(ctx: Context) -> dict[int, int]:
     with ctx.catalog.read() as conn:
-        rows = conn.execute(
-            select(files.c.source_id, func.count(distinct(files.c.media_id)))
-            .where(files.c.state == "present")
-            .group_by(files.c.source_id)
-        )
-        return {int(source_id): int(n) for source_id, n in rows}
+        key = ("media-per-source", ctx.catalog.instance)
+        return _media_counts.get(ctx.catalog, key, ctx.catalog.generation, _count_media_per_source, conn)
 
 
 def _totals(ctx: Context) -> dict[str, int]:
@@ -397,7 +404,7 @@ async def projects_page(request: Request, me: Me) -> Response:
 
 def _project(ctx: Context, name: str) -> dict[str, Any]:
     project = project_svc.show_project(ctx, name)
-    page = media_svc.list_media(ctx, project=str(project["id"]), limit=PAGE_SIZE)
+    page = media_svc.list_media(ctx, project=project["name"], limit=PAGE_SIZE)
     return {
         "project": project,
         "page": page,
@@ -428,11 +435,13 @@ async def scan_page(scan_id: RowId, request: Request, me: Me) -> Response:
 
 
 def warm_up(ctx: Context) -> None:
-    """Make the figures the projects page shows once, in the background at start, so that its first
-    visit does not wait for them (0.8 s for 180 projects over 100k media; later visits take 45 ms)."""
+    """Make the figures the dashboard and the projects page keep in caches once, in the background at
+    start, so that a first visit does not wait for them (on 100k media: 0.4 s for media per source, 0.8 s
+    for 180 projects; later visits take 50 ms)."""
 
     def work() -> None:
         try:
+            _media_per_source(ctx)
             project_svc.list_projects(ctx, recent_stats=True)
         except Exception:  # a page will try again; start-up never fails for this
             log.warning("warming up the projects page failed", exc_info=True)

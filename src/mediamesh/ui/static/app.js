@@ -54,10 +54,7 @@ async function refresh(el) {
   el.dataset.polling = "1";
   try {
     const response = await fetch(el.dataset.poll, { credentials: "same-origin" });
-    if (response.status === 401) {
-      location.href = "/sign-in";
-      return;
-    }
+    if (signedOut(response)) return;
     if (!response.ok) return;
     const html = await response.text();
     // Keep keyboard focus on the same control across the swap.
@@ -69,6 +66,15 @@ async function refresh(el) {
   } finally {
     el.dataset.polling = "0";
   }
+}
+
+/** A fragment asked for after the session ended is answered by the sign-in page: go there instead. */
+function signedOut(response) {
+  if (response.status === 401 || (response.redirected && new URL(response.url).pathname === "/sign-in")) {
+    location.href = "/sign-in?next=" + encodeURIComponent(location.pathname + location.search);
+    return true;
+  }
+  return false;
 }
 
 function focusKey(node) {
@@ -121,7 +127,7 @@ function watchMore(root) {
     observer.disconnect();
     const item = link.closest("li");
     const response = await fetch(link.dataset.more, { credentials: "same-origin" });
-    if (!response.ok) return;
+    if (signedOut(response) || !response.ok) return;
     const template = document.createElement("template");
     template.innerHTML = await response.text();
     const list = item.parentElement;
@@ -285,6 +291,12 @@ function ruleForm(form) {
     if (sources.length) spec.sources = sources;
     const kinds = [...form.querySelectorAll('input[name="kinds"]:checked')].map((i) => i.value);
     if (kinds.length) spec.kinds = kinds;
+    const extensions = (form.elements.extensions?.value || "").split(/[\s,]+/).map((e) => e.replace(/^\./, "")).filter(Boolean);
+    if (extensions.length) spec.extensions = extensions;
+    for (const name of ["modified_after", "modified_before"]) {
+      const value = form.elements[name]?.value;
+      if (value) spec[name] = value;
+    }
     return spec;
   }
 
