@@ -121,6 +121,18 @@ def _flush(
     files.clear()
 
 
+def start_server(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
+    """``mediamesh serve`` on 127.0.0.1 over this data dir (one uvicorn worker, no health probes)."""
+    env = {**os.environ, "MEDIAMESH_DATA_DIR": str(data_dir), "MEDIAMESH_HOST": "127.0.0.1",
+           "MEDIAMESH_PORT": str(port), "MEDIAMESH_HEALTH_INTERVAL": "3600"}  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-m", "mediamesh", "serve"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
 def wait_for(url: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while True:
@@ -167,14 +179,7 @@ def main() -> None:
     _, token = create_token(ctx, "bench", "read")
     ctx.close()
 
-    env = {**os.environ, "MEDIAMESH_DATA_DIR": str(data_dir), "MEDIAMESH_HOST": "127.0.0.1",
-           "MEDIAMESH_PORT": str(args.port), "MEDIAMESH_HEALTH_INTERVAL": "3600"}  # fmt: skip
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mediamesh", "serve"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    server = start_server(data_dir, args.port)
     base = f"http://127.0.0.1:{args.port}"
     rows = []
     try:

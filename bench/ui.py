@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import os
 import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,7 +23,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from api import generate, wait_for
+from api import generate, start_server, wait_for
 
 #: (label, page, the API query showing the same data or None)
 PAGES = [
@@ -119,14 +117,7 @@ def main() -> None:
     _, token = create_token(ctx, "bench", "admin")
     ctx.close()
 
-    env = {**os.environ, "MEDIAMESH_DATA_DIR": str(data_dir), "MEDIAMESH_HOST": "127.0.0.1",
-           "MEDIAMESH_PORT": str(args.port), "MEDIAMESH_HEALTH_INTERVAL": "3600"}  # fmt: skip
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mediamesh", "serve"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    server = start_server(data_dir, args.port)
     rows = []
     try:
         wait_for(f"http://127.0.0.1:{args.port}/api/v1/health")
