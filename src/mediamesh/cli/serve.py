@@ -61,7 +61,7 @@ def serve(
     scheme = "https" if settings.tls_cert else "http"
     err.print(
         f"mediamesh is listening on {scheme}://{shown}:{settings.port}/ "
-        f"(catalog: {settings.data_dir.resolve()})"
+        f"(catalog: {settings.data_dir.resolve()}); open it in a browser and sign in with a token"
     )
     admin = ensure_admin_token(app.state.ctx)
     if admin is not None:

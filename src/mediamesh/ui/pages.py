@@ -152,9 +152,13 @@ async def sign_in(
 
 
 @router.post("/sign-out")
-async def sign_out(request: Request, me: Me, csrf_token: Annotated[str, Form(max_length=200)] = "") -> Response:
+async def sign_out(
+    request: Request, me: Me, csrf_token: Annotated[str, Form(max_length=200)] = ""
+) -> Response:
     if not hmac.compare_digest(me.csrf, csrf_token):
-        return error_page(request, 403, "Sign-out needs the page's CSRF token: reload the page and try again.")
+        return error_page(
+            request, 403, "Sign-out needs the page's CSRF token: reload the page and try again."
+        )
     response = RedirectResponse("/sign-in", 303)
     session.clear_cookie(request, response)
     return response

@@ -188,8 +188,11 @@ function sourceForm(form) {
   function locationError(text) {
     result.textContent = text;
     result.className = "test-result bad";
-    const field = form.elements[kind === "local" ? "path" : "host"];
-    field.setAttribute("aria-invalid", "true");
+    // Mark the field the message is about: the password for a refused log-on, the share, or the host.
+    let name = kind === "local" ? "path" : "host";
+    if (kind !== "local" && /password|user name|logon|log on|credential|access denied/i.test(text)) name = "password";
+    else if (kind !== "local" && /share/i.test(text)) name = "share";
+    form.elements[name].setAttribute("aria-invalid", "true");
   }
 
   function place(text) {
