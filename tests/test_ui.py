@@ -154,6 +154,10 @@ def test_every_page_renders_from_the_catalog(ui: tuple[TestClient, Context]) -> 
     assert "a.mp4" in media and "/api/v1/media/" in media
     video = client.get("/media?kind=video").text
     assert len(set(re.findall(r'href="/media/([0-9a-f]{64})"', video))) == 1
+    assert (
+        len(set(re.findall(r'href="/media/([0-9a-f]{64})"', client.get("/media?view=reachable").text))) == 3
+    )
+    assert "No media match" in client.get("/media?view=missing").text
     assert "b.jpg" in client.get("/media?q=beta").text and "a.mp4" not in client.get("/media?q=beta").text
 
     detail = client.get(f"/media/{ids[0]}").text
@@ -221,3 +225,32 @@ def test_testing_a_location_before_saving(ui: tuple[TestClient, Context], tmp_pa
     bad = client.post("/api/v1/sources/test", json={"location": "ftp://x"}, headers=headers)
     assert bad.status_code == 422 and "unrecognised source location" in bad.json()["error"]["message"]
     assert client.get("/api/v1/sources").json()["count"] == 1  # nothing was saved
+
+
+def test_how_pages_show_figures() -> None:
+    from mediamesh.ui import format as fmt
+
+    assert (fmt.size(None), fmt.size(999), fmt.size(1500), fmt.size(3_200_000_000)) == (
+        "–",
+        "999 B",
+        "1.5 KB",
+        "3.2 GB",
+    )
+    assert (fmt.duration(4.4), fmt.duration(3725), fmt.took(0.42), fmt.took(125)) == (
+        "0:04",
+        "1:02:05",
+        "0.4 s",
+        "2:05",
+    )
+    assert fmt.ago(None) == "never" and fmt.ago("2000-01-01T00:00:00+00:00").endswith("d ago")
+    assert (
+        fmt.first_name({"id": "ab" * 32, "locations": [{"path": "a/b/clip.mov", "state": "present"}]})
+        == "clip.mov"
+    )
+    lines = fmt.technical(
+        {
+            "bit_rate": 42220,
+            "streams": [{"type": "video", "codec": "h264", "width": 320, "height": 180, "frame_rate": 25.0}],
+        }
+    )
+    assert lines == [("Bit rate", "42 kb/s"), ("Video stream", "h264 · 320×180 · 25 fps")]

@@ -9,6 +9,7 @@ Screenshots of every page go to test-artifacts/ui/ (docs/ui.md links them). No c
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -183,6 +184,11 @@ def test_a_new_user_does_everything_in_the_browser(server: Server, library: Path
     expect(card.locator("dd").nth(1)).to_contain_text("4")
     expect(card.locator("dd").first).to_have_text("4", timeout=30_000)
     w.shot("04-dashboard-scanned")
+    card.get_by_role("link", name=re.compile("completed")).click()
+    expect(page.get_by_role("heading", name=re.compile("Scan 1 of studio"))).to_be_visible()
+    expect(page.locator("dl.meta")).to_contain_text("New")
+    w.shot("04b-scan")
+    page.go_back()
 
     # Browse: four tiles, each thumbnail a real picture, not a placeholder for the videos and the photo.
     page.get_by_role("link", name="Media", exact=True).click()
@@ -202,6 +208,8 @@ def test_a_new_user_does_everything_in_the_browser(server: Server, library: Path
     w.shot("05-media")
     page.get_by_role("link", name="Duplicates").click()
     expect(page.get_by_text("No media match")).to_be_visible()
+    page.get_by_role("link", name="Reachable now").click()
+    expect(tiles).to_have_count(4)
     page.get_by_role("link", name="All", exact=True).click()
     page.get_by_label("Kind").select_option("video")
     page.get_by_role("button", name="Filter").click()

@@ -31,6 +31,13 @@ def duration(seconds: float | None) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
+def took(seconds: float | None) -> str:
+    """How long something ran: "0.4 s" under a minute, then as a duration."""
+    if seconds is None:
+        return "–"
+    return f"{seconds:.1f} s" if seconds < 60 else duration(seconds)
+
+
 def ago(value: str | None) -> str:
     """ "3 min ago" for an ISO time (the exact time is in the element's title)."""
     if not value:
@@ -116,6 +123,7 @@ FILTERS: dict[str, Callable[..., Any]] = {
     "size": size,
     "number": number,
     "duration": duration,
+    "took": took,
     "ago": ago,
     "when": when,
     "basename": basename,

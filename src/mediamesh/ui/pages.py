@@ -258,6 +258,7 @@ async def edit_source(name: str, request: Request, me: Me) -> Response:
 #: The browser's views: what each one asks the media listing for.
 VIEWS: dict[str, dict[str, Any]] = {
     "all": {},
+    "reachable": {"state": "present"},
     "duplicates": {"duplicates": True},
     "single": {"single_copy": True},
     "offline": {"state": "offline"},
