@@ -398,5 +398,15 @@ def test_adding_an_smb_share_explains_a_wrong_password_and_keeps_the_stored_one(
     page.get_by_label("Scan schedule").fill("6h")
     page.get_by_role("button", name="Save").click()
     expect(page.locator('article[data-source="nas"]')).to_contain_text("6h")
+
+    # Unmount (the NAS goes away for maintenance) and mount again: nothing is lost either way.
+    page.goto("/sources/nas/edit")
+    page.get_by_role("button", name="Unmount").click()
+    expect(page.get_by_role("button", name="Mount again")).to_be_visible()
+    page.goto("/")
+    expect(page.locator('article[data-source="nas"] .badge')).to_have_text("unmounted")
+    page.goto("/sources/nas/edit")
+    page.get_by_role("button", name="Mount again").click()
+    expect(page.get_by_role("button", name="Unmount")).to_be_visible()
     assert w.errors == []
     context.close()

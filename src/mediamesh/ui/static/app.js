@@ -93,7 +93,8 @@ function startPolling() {
   });
 }
 
-// -- buttons that call the API: data-api="METHOD /url", data-confirm, data-then=reload|refresh|go:/path --
+// -- buttons that call the API: data-api="METHOD /url", data-body (JSON), data-confirm,
+//    data-then=reload|refresh|go:/path ------------------------------------------------------------------
 document.addEventListener("click", async (event) => {
   const button = event.target.closest("button[data-api]");
   if (!button) return;
@@ -101,7 +102,7 @@ document.addEventListener("click", async (event) => {
   if (button.dataset.confirm && !confirm(button.dataset.confirm)) return;
   const [method, url] = button.dataset.api.split(" ");
   busy(button, true);
-  const result = await api(method, url);
+  const result = await api(method, url, button.dataset.body ? JSON.parse(button.dataset.body) : undefined);
   busy(button, false);
   if (!result.ok) {
     flash(messageOf(result));
