@@ -121,6 +121,27 @@ def _flush(
     files.clear()
 
 
+def prepare(data_dir: Path, count: int, scope: str, templates: tuple[str, ...] = ()) -> str:
+    """The catalog in data_dir, generated unless it is there already (``--keep``); a new token's value."""
+    from mediamesh.config import Settings
+    from mediamesh.context import Context
+    from mediamesh.services.projects import add_template
+    from mediamesh.services.tokens import create_token
+
+    fresh = not (data_dir / "catalog.db").exists()
+    ctx = Context(Settings(data_dir=data_dir, health_interval=3600))
+    try:
+        if fresh:
+            started = time.perf_counter()
+            generate(data_dir / "catalog.db", count)
+            for template in templates:
+                add_template(ctx, template)
+            print(f"generated {count:,} media in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+        return create_token(ctx, "bench", scope)[1]
+    finally:
+        ctx.close()
+
+
 def start_server(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
     """``mediamesh serve`` on 127.0.0.1 over this data dir (one uvicorn worker, no health probes)."""
     env = {**os.environ, "MEDIAMESH_DATA_DIR": str(data_dir), "MEDIAMESH_HOST": "127.0.0.1",
@@ -164,20 +185,8 @@ def main() -> None:
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: scripts/install-system-deps.sh bench (Debian's wrk)")
 
-    from mediamesh.config import Settings
-    from mediamesh.context import Context
-    from mediamesh.services.tokens import create_token
-
     data_dir = args.keep or Path(tempfile.mkdtemp(prefix="mediamesh-bench-api-"))
-    settings = Settings(data_dir=data_dir, host="127.0.0.1", port=args.port, health_interval=3600)
-    fresh = not (data_dir / "catalog.db").exists()
-    ctx = Context(settings)
-    if fresh:
-        started = time.perf_counter()
-        generate(data_dir / "catalog.db", args.media)
-        print(f"generated {args.media:,} media in {time.perf_counter() - started:.0f} s", file=sys.stderr)
-    _, token = create_token(ctx, "bench", "read")
-    ctx.close()
+    token = prepare(data_dir, args.media, "read")
 
     server = start_server(data_dir, args.port)
     base = f"http://127.0.0.1:{args.port}"

@@ -23,7 +23,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from api import generate, start_server, wait_for
+from api import prepare, start_server, wait_for
 
 #: (label, page, the API query showing the same data or None)
 PAGES = [
@@ -100,22 +100,8 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="reuse (or keep) the generated data dir here")
     args = parser.parse_args()
 
-    from mediamesh.config import Settings
-    from mediamesh.context import Context
-    from mediamesh.services.projects import add_template
-    from mediamesh.services.tokens import create_token
-
     data_dir = args.keep or Path(tempfile.mkdtemp(prefix="mediamesh-bench-ui-"))
-    settings = Settings(data_dir=data_dir, host="127.0.0.1", port=args.port, health_interval=3600)
-    fresh = not (data_dir / "catalog.db").exists()
-    ctx = Context(settings)
-    if fresh:
-        started = time.perf_counter()
-        generate(data_dir / "catalog.db", args.media)
-        add_template(ctx, "Projects/{project}/**")
-        print(f"generated {args.media:,} media in {time.perf_counter() - started:.0f} s", file=sys.stderr)
-    _, token = create_token(ctx, "bench", "admin")
-    ctx.close()
+    token = prepare(data_dir, args.media, "admin", templates=("Projects/{project}/**",))
 
     server = start_server(data_dir, args.port)
     rows = []

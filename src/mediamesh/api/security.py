@@ -97,38 +97,24 @@ class TokenCache:
     TTL = 5.0
 
     def __init__(self) -> None:
-        self._tokens: dict[str, tuple[float, dict[str, Any]]] = {}
-        self._sessions: dict[str, tuple[float, tuple[session.Session, dict[str, Any]]]] = {}
+        # A bearer value, or "session:" + a session cookie -> (when verified, the token, the session).
+        self._entries: dict[str, tuple[float, dict[str, Any], session.Session | None]] = {}
 
-    def get(self, value: str) -> dict[str, Any] | None:
-        hit = self._tokens.get(value)
+    def get(self, key: str) -> tuple[dict[str, Any], session.Session | None] | None:
+        hit = self._entries.get(key)
         if hit is None or time.monotonic() - hit[0] > self.TTL:
             return None
-        return hit[1]
+        return hit[1], hit[2]
 
-    def put(self, value: str, token: dict[str, Any]) -> None:
-        if len(self._tokens) > 10_000:
-            self._tokens.clear()
-        self._tokens[value] = (time.monotonic(), token)
-
-    def get_session(self, key: str) -> tuple[session.Session, dict[str, Any]] | None:
-        hit = self._sessions.get(key)
-        if hit is None or time.monotonic() - hit[0] > self.TTL:
-            return None
-        return hit[1]
-
-    def put_session(self, key: str, found: tuple[session.Session, dict[str, Any]]) -> None:
-        if len(self._sessions) > 10_000:
-            self._sessions.clear()
-        self._sessions[key] = (time.monotonic(), found)
+    def put(self, key: str, token: dict[str, Any], current: session.Session | None = None) -> None:
+        if len(self._entries) > 10_000:
+            self._entries.clear()
+        self._entries[key] = (time.monotonic(), token, current)
 
     def forget(self, token_id: int) -> None:
-        for value, (_, token) in list(self._tokens.items()):
+        for key, (_, token, _) in list(self._entries.items()):
             if token["id"] == token_id:
-                self._tokens.pop(value, None)
-        for key, (_, (_, token)) in list(self._sessions.items()):
-            if token["id"] == token_id:
-                self._sessions.pop(key, None)
+                self._entries.pop(key, None)
 
 
 class FailedLogins:
@@ -154,6 +140,12 @@ bearer = HTTPBearer(
 )
 
 
+async def slow_down(request: Request) -> None:
+    """Answer a wrong token (bearer, sign-in form or signed link) later, the more so the more often."""
+    host = request.client.host if request.client else "?"
+    await anyio.sleep(request.app.state.failed_logins.delay(host))
+
+
 async def browser_session(request: Request) -> tuple[session.Session, dict[str, Any]] | None:
     """The session and token behind a browser's session cookie (see ui/session.py), or None."""
     value = request.cookies.get(session.COOKIE)
@@ -161,11 +153,12 @@ async def browser_session(request: Request) -> tuple[session.Session, dict[str, 
         return None
     cache: TokenCache = request.app.state.token_cache
     key = "session:" + value
-    found = cache.get_session(key)
-    if found is None:
-        found = await anyio.to_thread.run_sync(session.session_token, request.app.state.ctx, value)
-        if found is not None:
-            cache.put_session(key, found)
+    hit = cache.get(key)
+    if hit is not None and hit[1] is not None:
+        return hit[1], hit[0]
+    found = await anyio.to_thread.run_sync(session.session_token, request.app.state.ctx, value)
+    if found is not None:
+        cache.put(key, found[1], found[0])
     return found
 
 
@@ -192,7 +185,8 @@ def require(scope: str) -> Callable[..., Awaitable[dict[str, Any]]]:
         token = None
         if credentials is not None:
             cache: TokenCache = request.app.state.token_cache
-            token = cache.get(credentials.credentials)
+            hit = cache.get(credentials.credentials)
+            token = hit[0] if hit is not None and hit[1] is None else None  # never a session's entry
             if token is None:
                 token = await anyio.to_thread.run_sync(token_svc.verify, ctx, credentials.credentials)
                 if token is not None:
@@ -204,8 +198,7 @@ def require(scope: str) -> Callable[..., Awaitable[dict[str, Any]]]:
                 token = found[1]
         if token is None:
             if credentials is not None:  # a wrong token (guessing), not a forgotten header
-                host = request.client.host if request.client else "?"
-                await anyio.sleep(request.app.state.failed_logins.delay(host))
+                await slow_down(request)
             raise HTTPException(
                 401, "a valid token is needed: Authorization: Bearer TOKEN", {"WWW-Authenticate": "Bearer"}
             )
@@ -230,8 +223,7 @@ async def read_or_signed_link(
         return await _read(request, credentials)
     ctx: Context = request.app.state.ctx
     if expires is None or signature is None or not link_is_valid(ctx, request.url.path, expires, signature):
-        host = request.client.host if request.client else "?"
-        await anyio.sleep(request.app.state.failed_logins.delay(host))
+        await slow_down(request)
         raise HTTPException(401, "this link is invalid or has expired; ask for a new one")
     return {"id": None, "name": "signed link", "scope": "read"}
 

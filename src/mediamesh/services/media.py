@@ -406,6 +406,13 @@ def _media_public(row: Any, locations: list[dict[str, Any]], detail: bool = Fals
     return out
 
 
+def catalog_totals(ctx: Context) -> dict[str, int]:
+    """How many media the catalog holds, and their size."""
+    with ctx.catalog.read() as conn:
+        count, size = conn.execute(select(func.count(), func.coalesce(func.sum(media.c.size), 0))).one()
+    return {"media": int(count), "size": int(size)}
+
+
 def parse_media_id(text: str) -> str:
     """A media id as given by a person (any case, spaces around), or InvalidInput."""
     media_id = text.strip().lower()

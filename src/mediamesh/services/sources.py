@@ -8,10 +8,11 @@ import socket
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, delete, distinct, func, insert, select, update
 
-from mediamesh.backends import WITH_PASSWORD, open_backend, parse_location
+from mediamesh.backends import WITH_PASSWORD, Location, open_backend, parse_location
 from mediamesh.backends.base import Backend, ProbeResult
+from mediamesh.catalog.cache import GenerationCache
 from mediamesh.catalog.scans import scan_summary
 from mediamesh.catalog.schema import files, scans, source_mounts, sources
 from mediamesh.catalog.times import iso, now_utc
@@ -144,6 +145,14 @@ def _mount(conn: Connection, source_id: int) -> dict[str, Any] | None:
     }
 
 
+def _new_location(location: str, password: str | None) -> tuple[Location, dict[str, Any] | None]:
+    """A location given for a new source (or a test of one), and the credentials given with it."""
+    loc = parse_location(location)
+    if password is not None and loc.kind not in WITH_PASSWORD:
+        raise InvalidInput(f"{loc.kind} sources take no password")
+    return loc, {"password": password} if password is not None else None
+
+
 def add_source(
     ctx: Context,
     name: str,
@@ -157,16 +166,13 @@ def add_source(
 ) -> dict[str, Any]:
     """Register a source after checking it is a readable folder (``force`` registers it anyway)."""
     validate_name(name)
-    loc = parse_location(location)
-    if password is not None and loc.kind not in WITH_PASSWORD:
-        raise InvalidInput(f"{loc.kind} sources take no password")
+    loc, secret = _new_location(location, password)
     options = {
         "include": validate_globs(include or []),
         "exclude": validate_globs(exclude or []),
         "schedule": validate_schedule(schedule),
         "priority": validate_priority(priority),
     }
-    secret = {"password": password} if password is not None else None
     probe = probe_location(loc.kind, loc.display, secret)
     if not probe.reachable and not force:
         raise LocationUnreachable(
@@ -204,10 +210,7 @@ def test_location(
 ) -> dict[str, Any]:
     """Try a location before saving it (the UI's Test connection): what a probe sees, nothing stored.
     ``source`` lends a registered source's stored password when none is given (editing a source)."""
-    loc = parse_location(location)
-    if password is not None and loc.kind not in WITH_PASSWORD:
-        raise InvalidInput(f"{loc.kind} sources take no password")
-    secret = {"password": password} if password is not None else None
+    loc, secret = _new_location(location, password)
     if secret is None and source is not None:
         with ctx.catalog.read() as conn:
             secret = secret_of(ctx, find_source(conn, source))
@@ -238,6 +241,27 @@ def list_sources(ctx: Context) -> list[dict[str, Any]]:
     with ctx.catalog.read() as conn:
         rows = conn.execute(select(sources).order_by(sources.c.name)).all()
         return [public(conn, row) for row in rows]
+
+
+def _count_media_per_source(conn: Connection) -> dict[int, int]:
+    rows = conn.execute(
+        select(files.c.source_id, func.count(distinct(files.c.media_id)))
+        .where(files.c.state == "present")
+        .group_by(files.c.source_id)
+    )
+    return {int(source_id): int(n) for source_id, n in rows}
+
+
+#: Media per source is a pass over every location (0.4 s for 133k): made in the background when the
+#: catalog changed, at most every 10 s while a scan runs; the last one is answered meanwhile.
+_media_counts = GenerationCache[dict[int, int]](ttl=300.0, min_age=10.0)
+
+
+def media_per_source(ctx: Context) -> dict[int, int]:
+    """Source id -> media with a present location there (may lag a running scan by about 10 s)."""
+    with ctx.catalog.read() as conn:
+        key = ("media-per-source", ctx.catalog.instance)
+        return _media_counts.get(ctx.catalog, key, ctx.catalog.generation, _count_media_per_source, conn)
 
 
 def source_names(ctx: Context) -> list[str]:

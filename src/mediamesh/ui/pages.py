@@ -22,14 +22,11 @@ from fastapi import APIRouter, Depends, FastAPI, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from sqlalchemy import Connection, distinct, func, select
 
 from mediamesh import __version__
 from mediamesh.api.deps import RowId, run_query
-from mediamesh.api.security import browser_session
+from mediamesh.api.security import browser_session, slow_down
 from mediamesh.backends import KINDS as SOURCE_KINDS
-from mediamesh.catalog.cache import GenerationCache
-from mediamesh.catalog.schema import files, media
 from mediamesh.context import Context
 from mediamesh.errors import InvalidInput
 from mediamesh.projects.rules import KINDS
@@ -142,8 +139,7 @@ async def sign_in(
     ctx = ctx_of(request)
     found = await anyio.to_thread.run_sync(token_svc.verify, ctx, token.strip())
     if found is None:
-        host = request.client.host if request.client else "?"
-        await anyio.sleep(request.app.state.failed_logins.delay(host))
+        await slow_down(request)
         message = "That token is not valid (or was revoked). Check it and try again."
         return render(request, "sign_in.html", None, 401, next=_safe_next(next), error=message)
     response = RedirectResponse(_safe_next(next), 303)
@@ -165,35 +161,9 @@ async def sign_out(
 
 
 # -- dashboard ------------------------------------------------------------------------------------------
-def _count_media_per_source(conn: Connection) -> dict[int, int]:
-    rows = conn.execute(
-        select(files.c.source_id, func.count(distinct(files.c.media_id)))
-        .where(files.c.state == "present")
-        .group_by(files.c.source_id)
-    )
-    return {int(source_id): int(n) for source_id, n in rows}
-
-
-#: Media per source is a pass over every location (0.4 s for 133k): made in the background when the
-#: catalog changed, at most every 10 s while a scan runs; the dashboard shows the last one meanwhile.
-_media_counts = GenerationCache[dict[int, int]](ttl=300.0, min_age=10.0)
-
-
-def _media_per_source(ctx: Context) -> dict[int, int]:
-    with ctx.catalog.read() as conn:
-        key = ("media-per-source", ctx.catalog.instance)
-        return _media_counts.get(ctx.catalog, key, ctx.catalog.generation, _count_media_per_source, conn)
-
-
-def _totals(ctx: Context) -> dict[str, int]:
-    with ctx.catalog.read() as conn:
-        count, size = conn.execute(select(func.count(), func.coalesce(func.sum(media.c.size), 0))).one()
-    return {"media": int(count), "size": int(size)}
-
-
 def _dashboard(ctx: Context, queued: list[dict[str, Any]]) -> dict[str, Any]:
     sources = source_svc.list_sources(ctx)
-    per_source = _media_per_source(ctx)
+    per_source = source_svc.media_per_source(ctx)
     for s in sources:
         s["media"] = per_source.get(s["id"], 0)
     recent = scan_svc.list_scans(ctx, limit=8)
@@ -204,7 +174,7 @@ def _dashboard(ctx: Context, queued: list[dict[str, Any]]) -> dict[str, Any]:
         "running": running,
         "queued": queued,
         "recent": recent,
-        "totals": _totals(ctx),
+        "totals": media_svc.catalog_totals(ctx),
     }
 
 
@@ -446,7 +416,7 @@ def warm_up(ctx: Context) -> None:
 
     def work() -> None:
         try:
-            _media_per_source(ctx)
+            source_svc.media_per_source(ctx)
             project_svc.list_projects(ctx, recent_stats=True)
         except Exception:  # a page will try again; start-up never fails for this
             log.warning("warming up the projects page failed", exc_info=True)
