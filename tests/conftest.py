@@ -7,6 +7,7 @@ import os
 import secrets
 import socket
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,13 @@ from mediamesh.catalog import Catalog
 from mediamesh.catalog.schema import metadata
 from mediamesh.config import Settings
 from mediamesh.context import Context
+
+#: The tests' file trees live in the temporary folder: local sources may be there (servers that the tests
+#: start inherit it). tests/test_security_*.py check the defaults and the refusals themselves.
+TEST_ROOTS = os.path.realpath(tempfile.gettempdir())
+os.environ.setdefault("MEDIAMESH_LOCAL_ROOTS", TEST_ROOTS)
+#: Starlette's TestClient calls the server "testserver": a name like any other, so it must be allowed.
+os.environ.setdefault("MEDIAMESH_ALLOWED_HOSTS", "testserver")
 
 
 def _loopback(host: object) -> bool:

@@ -93,7 +93,9 @@ def test_remove_forgets_records_but_never_touches_files(env: Path, library: Path
         (("media", "list", "--state", "gone"), "invalid state"),
         (("media", "list", "--limit", "0"), "limit must be"),
         (("whereis", "no-colon-here"), "SOURCE:relative/path"),
-        (("source", "add", "x", "/tmp", "--exclude", "[oops"), "invalid glob"),
+        (("source", "add", "x", "/etc", "--exclude", "[oops"), "invalid glob"),
+        (("source", "add", "x", "/etc"), "system folder"),
+        (("source", "add", "x", "/root/.ssh"), "outside the folders local sources may use"),
     ],
 )
 def test_bad_input_gets_one_line_and_exit_2(env: Path, args: tuple[str, ...], message: str) -> None:

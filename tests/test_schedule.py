@@ -64,9 +64,10 @@ def test_off_clears() -> None:
 def test_due_sources(ctx: Context, library: Path, tmp_path: Path) -> None:
     write(library / "a.mp4", 100)
     (tmp_path / "other").mkdir()
+    (tmp_path / "third").mkdir()
     source_svc.add_source(ctx, "hourly", str(library), schedule="1h")
     source_svc.add_source(ctx, "nightly", str(tmp_path / "other"), schedule="0 3 * * *")
-    source_svc.add_source(ctx, "manual", str(tmp_path))
+    source_svc.add_source(ctx, "manual", str(tmp_path / "third"))
     assert due_sources(ctx) == ["hourly"]  # never scanned: an interval is due at once; cron waits
     run_scan(ctx, "hourly")
     assert due_sources(ctx) == []

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
 from pathlib import Path
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_ALLOW = "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7,fe80::/10"
+
+
+#: Where local sources may be by default: the media folders of the user running mediamesh, and the usual
+#: places for mounted disks and shares (in the container, /mnt/sources is below /mnt).
+DEFAULT_HOME_ROOTS = ("Pictures", "Videos", "Movies", "Music")
+DEFAULT_SYSTEM_ROOTS = ("/mnt", "/media", "/srv")
 
 
 class Settings(BaseSettings):
@@ -26,10 +33,35 @@ class Settings(BaseSettings):
     allow: str = Field(DEFAULT_ALLOW, description="Comma-separated CIDRs allowed to reach the API.")
     allowed_hosts: str = Field(
         "",
-        description="Comma-separated host names the API answers to (against DNS rebinding); empty: any.",
+        description=(
+            "Comma-separated host names the API answers to, besides IP addresses, localhost and this "
+            "machine's name (against DNS rebinding); '*' answers any name."
+        ),
+    )
+    trusted_proxies: str = Field(
+        "",
+        description="Comma-separated addresses of reverse proxies whose X-Forwarded-For is believed; none by default.",
+    )
+    tls: str = Field(
+        "auto",
+        pattern="^(auto|off)$",
+        description=(
+            "auto: HTTPS whenever the server listens beyond loopback, with MEDIAMESH_TLS_CERT or else a "
+            "self-signed certificate made in the data dir; off: plain HTTP (behind a proxy with TLS)."
+        ),
+    )
+    max_connections: int = Field(
+        512, ge=8, le=100_000, description="Connections served at once; more are answered 503."
     )
     tls_cert: Path | None = Field(None, description="PEM certificate: serve HTTPS (with MEDIAMESH_TLS_KEY).")
     tls_key: Path | None = Field(None, description="PEM private key of the certificate.")
+    local_roots: str = Field(
+        "",
+        description=(
+            "Comma-separated folders that local sources may be in (default: ~/Pictures, ~/Videos, "
+            "~/Movies, ~/Music, /mnt, /media, /srv). Never the data dir or a system folder."
+        ),
+    )
     secret_key: str | None = Field(
         None, description="Key that encrypts stored credentials (default: a 0600 key file in the data dir)."
     )
@@ -58,14 +90,22 @@ class Settings(BaseSettings):
     )
     commit_batch: int = Field(5000, ge=1, description="Catalog rows written per transaction during a scan.")
 
-    @field_validator("allow")
+    @field_validator("allow", "trusted_proxies")
     @classmethod
     def _valid_networks(cls, value: str) -> str:
         for part in filter(None, (p.strip() for p in value.split(","))):
             try:
                 ipaddress.ip_network(part, strict=False)
             except ValueError as exc:
-                raise ValueError(f"MEDIAMESH_ALLOW: {part!r} is not an address or CIDR") from exc
+                raise ValueError(f"{part!r} is not an address or CIDR") from exc
+        return value
+
+    @field_validator("local_roots")
+    @classmethod
+    def _absolute_roots(cls, value: str) -> str:
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            if not Path(part).expanduser().is_absolute():
+                raise ValueError(f"MEDIAMESH_LOCAL_ROOTS: {part!r} is not an absolute path")
         return value
 
     @model_validator(mode="after")
@@ -78,12 +118,25 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def local_root_paths(self) -> list[Path]:
+        if self.local_roots.strip():
+            return [Path(p.strip()).expanduser() for p in self.local_roots.split(",") if p.strip()]
+        home = Path.home()
+        return [*(home / d for d in DEFAULT_HOME_ROOTS), *(Path(p) for p in DEFAULT_SYSTEM_ROOTS)]
+
+    @property
     def thumbnail_dir(self) -> Path:
         return self.data_dir / "thumbnails"
 
     @property
     def host_names(self) -> list[str]:
-        return [h.strip().lower() for h in self.allowed_hosts.split(",") if h.strip()]
+        """The names the Host header may carry ('*': any); IP addresses are always answered."""
+        given = [h.strip().lower() for h in self.allowed_hosts.split(",") if h.strip()]
+        if "*" in given:
+            return []
+        machine = socket.gethostname().lower()
+        own = {"localhost", machine, machine.split(".")[0], f"{machine.split('.')[0]}.local"}
+        return sorted(own | set(given))
 
     @property
     def resolved_database_url(self) -> str:

@@ -2,24 +2,55 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from sqlalchemy.engine import make_url
+
+from mediamesh.backends.local import LocalRoots
 from mediamesh.catalog import Catalog
 from mediamesh.config import Settings
+from mediamesh.crypto import Signer
 
 
 @dataclass
 class Context:
     settings: Settings
     catalog: Catalog = field(init=False)
+    #: Where local sources may point (MEDIAMESH_LOCAL_ROOTS), and what they may never reach.
+    local_roots: LocalRoots = field(init=False)
+    #: Signs sessions, CSRF tokens and links (its own key, apart from the credential key).
+    signer: Signer = field(init=False)
 
     def __post_init__(self) -> None:
-        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        make_data_dir(self.settings.data_dir)
         self.catalog = Catalog(self.settings.resolved_database_url)
         self.catalog.migrate()
+        self.local_roots = local_roots_of(self.settings)
+        self.signer = Signer.from_settings(self.settings)
 
     def close(self) -> None:
         self.catalog.close()
+
+
+def make_data_dir(path: Path) -> None:
+    """The data dir holds keys, tokens and the catalog: only its owner may enter it (0700)."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o700)
+
+
+def local_roots_of(settings: Settings) -> LocalRoots:
+    protected = [settings.data_dir]
+    url = make_url(settings.resolved_database_url)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        protected.append(Path(url.database))  # a source must not hold the catalog (or its -wal beside it)
+    protected += [p for p in (settings.tls_cert, settings.tls_key, settings.sources_file) if p is not None]
+    return LocalRoots(
+        allowed=tuple(os.path.realpath(p) for p in settings.local_root_paths),
+        protected=tuple(os.path.realpath(p) for p in protected),
+    )
 
 
 def create_context(settings: Settings | None = None) -> Context:

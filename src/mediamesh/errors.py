@@ -24,6 +24,13 @@ class InvalidInput(MediameshError):
     status = 422
 
 
+class Forbidden(MediameshError):
+    """Allowed to the caller's scope in general, but not this (a folder outside the allowed roots)."""
+
+    code = "forbidden"
+    status = 403
+
+
 class NotFound(MediameshError):
     code = "not_found"
     status = 404

@@ -47,7 +47,7 @@ def test_nothing_listens(samba: SambaServer) -> None:
 
     url = f"smb://mmtest@127.0.0.1:{free_port()}/media"
     probe = SmbBackend(dataclasses.replace(SmbOptions.parse(url), timeout=3), PASSWORD).probe()
-    assert not probe.reachable and "cannot reach" in (probe.error or "")
+    assert not probe.reachable and "no SMB server answered" in (probe.error or "")
 
 
 def test_identity_is_the_volume(samba: SambaServer) -> None:

@@ -6,11 +6,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, Request
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 
 from mediamesh import __version__
 from mediamesh.api import errors
 from mediamesh.api.deps import no_unknown_query, run_query
+from mediamesh.api.limits import RequestLimits
 from mediamesh.api.metrics import CONTENT_TYPE, Metrics, MetricsMiddleware
 from mediamesh.api.responses import FastJSON
 from mediamesh.api.routes import catalog, projects, sources, tokens
@@ -54,8 +55,8 @@ def create_app(settings: Settings) -> FastAPI:
         title="mediamesh",
         version=__version__,
         lifespan=lifespan,
-        openapi_url="/api/v1/openapi.json",
-        docs_url="/api/docs",
+        openapi_url=None,  # served below, behind a token; the reference page is the UI's (/api/docs)
+        docs_url=None,
         redoc_url=None,
         responses=COMMON,
         dependencies=[Depends(no_unknown_query)],
@@ -68,6 +69,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.content_backends = content_backends
     metrics = Metrics(ctx, scans)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(RequestLimits)  # bodies, authentication before them, streams per client
     app.add_middleware(AllowlistMiddleware, allow=settings.allow, hosts=settings.host_names)
     errors.install(app, html=ui_pages.error_page)
     app.include_router(sources.router)
@@ -92,6 +94,11 @@ def create_app(settings: Settings) -> FastAPI:
         """Prometheus metrics (a read token is needed, like the API)."""
         body = await run_query(request, metrics.render)
         return PlainTextResponse(body, media_type=CONTENT_TYPE)
+
+    @app.get("/api/v1/openapi.json", include_in_schema=False)
+    async def openapi(_: Read) -> JSONResponse:
+        """The OpenAPI schema (a read token or a session: the routes it lists are no one else's business)."""
+        return JSONResponse(app.openapi())
 
     @app.get("/api/v1/health", tags=["health"])
     def health() -> dict[str, str]:

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import anyio
 from fastapi import Depends, HTTPException, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mediamesh.api.errors import error_response
 from mediamesh.context import Context
@@ -54,10 +54,18 @@ class AllowlistMiddleware:
         return verdict
 
     def host_allowed(self, scope: Scope) -> bool:
-        """The Host header against the allowed names (``*.example.lan`` allows sub-domains)."""
+        """The Host header against the allowed names (``*.example.lan`` allows sub-domains). An address
+        is always answered: DNS rebinding needs a name."""
         header = next((v for k, v in scope.get("headers", ()) if k == b"host"), b"")
         name = header.decode("latin-1").strip().lower()
         name = name[1 : name.index("]")] if name.startswith("[") and "]" in name else name.rsplit(":", 1)[0]
+        if not name:
+            return True  # no Host (HTTP/1.0): not a browser, so no rebinding
+        try:
+            ipaddress.ip_address(name)
+            return True
+        except ValueError:
+            pass
         for allowed in self.hosts:
             if name == allowed or (allowed.startswith("*.") and name.endswith(allowed[1:])):
                 return True
@@ -80,11 +88,31 @@ class AllowlistMiddleware:
                 response = error_response(
                     421,
                     "misdirected_request",
-                    "this server does not answer to that host name (MEDIAMESH_ALLOWED_HOSTS)",
+                    "this server does not answer to that host name: add it to MEDIAMESH_ALLOWED_HOSTS "
+                    "(or use the server's address)",
                 )
                 await response(scope, receive, send)
                 return
+            if scope.get("scheme") == "https":
+                send = _with_hsts(send)
         await self.app(scope, receive, send)
+
+
+def _with_hsts(send: Send) -> Send:
+    """Under TLS, tell browsers to come back over TLS only (they ignore it on an untrusted certificate)."""
+
+    async def hsts(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message = {
+                **message,
+                "headers": [*message.get("headers", ()), (b"strict-transport-security", HSTS)],
+            }
+        await send(message)
+
+    return hsts
+
+
+HSTS = b"max-age=31536000"
 
 
 class TokenCache:
@@ -175,33 +203,42 @@ async def check_csrf(request: Request, current: session.Session) -> None:
         raise HTTPException(403, "this request needs the page's CSRF token; reload the page and try again")
 
 
+async def authenticate(request: Request, credentials: str | None, csrf: bool = True) -> dict[str, Any] | None:
+    """The token behind a bearer value, or else behind the browser's session cookie (whose CSRF token a
+    change must carry, unless ``csrf`` is False: a check before the body is read), or None. A wrong bearer
+    value is answered slowly."""
+    if credentials is not None:
+        ctx: Context = request.app.state.ctx
+        cache: TokenCache = request.app.state.token_cache
+        hit = cache.get(credentials)
+        token = hit[0] if hit is not None and hit[1] is None else None  # never a session's entry
+        if token is None:
+            token = await anyio.to_thread.run_sync(token_svc.verify, ctx, credentials)
+            if token is not None:
+                cache.put(credentials, token)
+            else:  # a wrong token (guessing), not a forgotten header
+                await slow_down(request)
+        return token
+    found = await browser_session(request)
+    if found is None:
+        return None
+    if csrf:
+        await check_csrf(request, found[0])
+    return found[1]
+
+
+UNAUTHORIZED = "a valid token is needed: Authorization: Bearer TOKEN"
+
+
 def require(scope: str) -> Callable[..., Awaitable[dict[str, Any]]]:
     """A dependency: the caller's token (bearer, or a browser session), which must have at least ``scope``."""
 
     async def dependency(
         request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
     ) -> dict[str, Any]:
-        ctx: Context = request.app.state.ctx
-        token = None
-        if credentials is not None:
-            cache: TokenCache = request.app.state.token_cache
-            hit = cache.get(credentials.credentials)
-            token = hit[0] if hit is not None and hit[1] is None else None  # never a session's entry
-            if token is None:
-                token = await anyio.to_thread.run_sync(token_svc.verify, ctx, credentials.credentials)
-                if token is not None:
-                    cache.put(credentials.credentials, token)
-        else:
-            found = await browser_session(request)
-            if found is not None:
-                await check_csrf(request, found[0])
-                token = found[1]
+        token = await authenticate(request, credentials.credentials if credentials is not None else None)
         if token is None:
-            if credentials is not None:  # a wrong token (guessing), not a forgotten header
-                await slow_down(request)
-            raise HTTPException(
-                401, "a valid token is needed: Authorization: Bearer TOKEN", {"WWW-Authenticate": "Bearer"}
-            )
+            raise HTTPException(401, UNAUTHORIZED, {"WWW-Authenticate": "Bearer"})
         if token_svc.rank(token["scope"]) < token_svc.rank(scope):
             raise HTTPException(403, f"this needs a token with the {scope} scope; yours has {token['scope']}")
         return token
@@ -216,16 +253,38 @@ async def read_or_signed_link(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     expires: Annotated[int | None, Query(ge=0, le=2**40, description="From a signed link.")] = None,
+    tid: Annotated[int | None, Query(ge=1, le=2**63 - 1, description="From a signed link.")] = None,
     signature: Annotated[str | None, Query(max_length=128, description="From a signed link.")] = None,
 ) -> dict[str, Any]:
-    """A read token, or a valid signed link for exactly this path (see services/links.py)."""
-    if expires is None and signature is None:
+    """A read token, or a valid signed link for exactly this path, made by a token that still works (see
+    services/links.py)."""
+    if expires is None and signature is None and tid is None:
         return await _read(request, credentials)
     ctx: Context = request.app.state.ctx
-    if expires is None or signature is None or not link_is_valid(ctx, request.url.path, expires, signature):
+    valid = (
+        expires is not None
+        and signature is not None
+        and tid is not None
+        and link_is_valid(ctx, request.url.path, expires, tid, signature)
+    )
+    token = await _token_by_id(request, tid) if valid and tid is not None else None
+    if token is None:
         await slow_down(request)
         raise HTTPException(401, "this link is invalid or has expired; ask for a new one")
-    return {"id": None, "name": "signed link", "scope": "read"}
+    return {"id": None, "name": "signed link", "scope": "read", "link_of": token["id"]}
+
+
+async def _token_by_id(request: Request, token_id: int) -> dict[str, Any] | None:
+    """A token that still works, by id (cached like bearer tokens; a revocation here drops it at once)."""
+    cache: TokenCache = request.app.state.token_cache
+    key = f"token-id:{token_id}"
+    hit = cache.get(key)
+    if hit is not None:
+        return hit[0]
+    token = await anyio.to_thread.run_sync(token_svc.by_id, request.app.state.ctx, token_id)
+    if token is not None:
+        cache.put(key, token)
+    return token
 
 
 Read = Annotated[dict[str, Any], Depends(require("read"))]

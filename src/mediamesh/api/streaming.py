@@ -1,6 +1,13 @@
 """Streaming a source's file over HTTP with conditional and Range requests, so that a browser or VLC can
 seek in a video that lives on a NAS. Headers are parsed by Werkzeug (a well-kept implementation); the
-reads run in worker threads, so a slow source never holds up the event loop."""
+reads run in worker threads, so a slow source never holds up the event loop.
+
+Whatever a share holds is untrusted: every answer carries ``Content-Security-Policy: sandbox`` (a page
+that slipped through runs no script and has no origin: it cannot use the viewer's session), ``nosniff``,
+and only audio, video and raster pictures are shown inline; anything else (SVG, HTML, text) is a
+download under ``application/octet-stream``. A client that stops reading is cut off after
+:data:`SEND_TIMEOUT` seconds, so that it cannot pin a file or a NAS connection forever.
+"""
 
 from __future__ import annotations
 
@@ -11,12 +18,48 @@ import anyio
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
+from starlette.types import Message, Send
 from werkzeug.http import parse_etags, parse_if_range_header, parse_range_header, quote_etag
 
 from mediamesh.api.errors import error_response
 from mediamesh.services.content import OpenedContent
 
 CHUNK = 1 << 20
+#: Seconds one chunk may wait for the client to take it before the answer is abandoned.
+SEND_TIMEOUT = 60.0
+#: Headers of every answer with bytes from a source (content and thumbnails).
+UNTRUSTED_CONTENT = {
+    "Content-Security-Policy": "sandbox; default-src 'none'; media-src 'self'; img-src 'self'",
+    "X-Content-Type-Options": "nosniff",
+    "Cross-Origin-Resource-Policy": "same-origin",
+}
+#: Pictures a browser shows without running anything in them (not SVG, which is a document).
+_INLINE_IMAGES = frozenset(
+    {"image/jpeg", "image/png", "image/gif", "image/webp", "image/avif", "image/bmp", "image/tiff"}
+)
+
+
+def shown_inline(content_type: str) -> bool:
+    major = content_type.split("/", 1)[0]
+    return major in ("audio", "video") or content_type in _INLINE_IMAGES
+
+
+class TimedStreamingResponse(StreamingResponse):
+    """A streaming answer whose every chunk must be taken by the client within ``SEND_TIMEOUT``."""
+
+    async def stream_response(self, send: Send) -> None:
+        async def timed_send(message: Message) -> None:
+            with anyio.fail_after(SEND_TIMEOUT):
+                await send(message)
+
+        try:
+            await super().stream_response(timed_send)
+        except TimeoutError:  # the client stopped reading: drop it (the body's finally closes the file)
+            raise ClientGone from None
+
+
+class ClientGone(Exception):
+    """The client took no data for SEND_TIMEOUT seconds."""
 
 
 def _byte_range(header: str | None, size: int) -> tuple[int, int] | bool | None:
@@ -66,12 +109,14 @@ def content_response(
     ``immutable``: the URL names the content itself (a media id), so a browser may keep it for good.
     """
     etag = quote_etag(content.media_id)
+    inline = shown_inline(content.content_type)
+    media_type = content.content_type if inline else "application/octet-stream"
     headers = {
+        **UNTRUSTED_CONTENT,
         "ETag": etag,
         "Accept-Ranges": "bytes",
         "Cache-Control": "private, max-age=31536000, immutable" if immutable else "private, no-cache",
-        "Content-Disposition": f"inline; filename*=UTF-8''{quote(content.name)}",
-        "X-Content-Type-Options": "nosniff",
+        "Content-Disposition": f"{'inline' if inline else 'attachment'}; filename*=UTF-8''{quote(content.name)}",
         "X-Mediamesh-Source": content.source,  # which copy answered (source names are plain ASCII)
     }
     # Answers without a body close the file after they are sent, on a thread: closing a file on a NAS is
@@ -99,12 +144,12 @@ def content_response(
         return Response(
             status_code=206 if isinstance(wanted, tuple) else 200,
             headers=headers,
-            media_type=content.content_type,
+            media_type=media_type,
             background=closing,
         )
-    return StreamingResponse(
+    return TimedStreamingResponse(
         _chunks(content, start, stop, limiter),
         status_code=206 if isinstance(wanted, tuple) else 200,
         headers=headers,
-        media_type=content.content_type,
+        media_type=media_type,
     )

@@ -8,7 +8,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from mediamesh.backends.base import Backend, InvalidPathError
-from mediamesh.backends.local import LocalBackend
+from mediamesh.backends.local import LocalBackend, LocalRoots
 from mediamesh.errors import InvalidInput
 
 KINDS = ("local", "smb")
@@ -54,10 +54,24 @@ def parse_location(location: str) -> Location:
     )
 
 
-def open_backend(kind: str, location: str, secret: dict[str, Any] | None = None) -> Backend:
-    """Build the backend for a stored source (kind + display location + decrypted secret)."""
+def credential_scope(kind: str, location: str) -> tuple[Any, ...]:
+    """What a stored secret was given for: the secret may be used again only for a location with the same
+    scope (for SMB: host, port, share and user), never lent to a server someone else names."""
+    if kind == "smb":
+        from mediamesh.backends.smb import SmbOptions
+
+        o = SmbOptions.parse(location)
+        return ("smb", o.host.lower(), o.port, o.share.lower(), (o.username or "").lower())
+    return (kind, location)
+
+
+def open_backend(
+    kind: str, location: str, secret: dict[str, Any] | None = None, roots: LocalRoots | None = None
+) -> Backend:
+    """Build the backend for a stored source (kind + display location + decrypted secret); ``roots`` is
+    where local sources may point (the server's and the CLI's policy; None only in tests of a backend)."""
     if kind == "local":
-        return LocalBackend(location)
+        return LocalBackend(location, roots)
     if kind == "smb":
         from mediamesh.backends.smb import SmbBackend, SmbOptions
 

@@ -92,15 +92,75 @@ def mount_of(path: str) -> MountInfo:
     return best
 
 
+#: Folders of the operating system: never a source, whatever MEDIAMESH_LOCAL_ROOTS says.
+SYSTEM_FOLDERS = (
+    "/proc",
+    "/sys",
+    "/dev",
+    "/etc",
+    "/boot",
+    "/run",
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/usr",
+    "/opt",
+    "/var/lib",
+    "/var/log",
+    "/var/run",
+    "/var/spool",
+    "/var/cache",
+    "/snap",
+)
+
+
+def _inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
+@dataclass(frozen=True, slots=True)
+class LocalRoots:
+    """Where local sources may point: below one of ``allowed``; never at, inside or above a ``protected``
+    path (the data dir with its keys and catalog), never in a system folder. Paths are real paths."""
+
+    allowed: tuple[str, ...]
+    protected: tuple[str, ...] = ()
+
+    def refusal(self, real: str) -> str | None:
+        """Why a source may not be rooted at the real path ``real``, or None when it may."""
+        if real == "/" or any(_inside(real, f) for f in SYSTEM_FOLDERS):
+            return f"{real} is a system folder and cannot be a source"
+        for path in self.protected:
+            if _inside(real, path) or _inside(path, real):
+                return f"{real} holds mediamesh's own data ({path}) and cannot be a source; pick a folder beside it"
+        if not any(_inside(real, a) for a in self.allowed):
+            allowed = ", ".join(self.allowed) or "none"
+            return (
+                f"{real} is outside the folders local sources may use ({allowed}); an admin can allow it "
+                "with MEDIAMESH_LOCAL_ROOTS (for the server and the CLI alike)"
+            )
+        return None
+
+
 class LocalBackend(Backend):
-    """Reads a folder below ``root``; symbolic links are reported, never followed."""
+    """Reads a folder below ``root``; symbolic links are reported, never followed.
+
+    With ``roots``, the root must be allowed by them: checked on the real path that the kernel opened
+    each time (``/proc/self/fd``), so a folder swapped for a symbolic link after registration is refused
+    rather than followed out of the allowed roots.
+    """
 
     scheme = "file"
 
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, roots: LocalRoots | None = None) -> None:
         if not os.path.isabs(root):
             raise InvalidPathError(f"a local source needs an absolute path, not {root!r}")
         self.root = os.path.normpath(root)
+        self.roots = roots
+        self._allowed_real: str | None = None  # the last real root path the policy allowed
         fs_type = mount_of(os.path.realpath(self.root)).fs_type
         network = fs_type in NETWORK_FS_TYPES or fs_type.startswith("fuse")
         self.features = Features(file_ids=True, case_insensitive=False, local_paths=True, slow_io=network)
@@ -117,6 +177,7 @@ class LocalBackend(Backend):
         parts = rel.split("/") if rel else []
         fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
+            self._check_root(fd)
             for part in parts[:-1]:
                 try:
                     nfd = os.open(part, _DIR_FLAGS, dir_fd=fd)
@@ -129,6 +190,20 @@ class LocalBackend(Backend):
             yield fd, parts[-1] if parts else "."
         finally:
             os.close(fd)
+
+    def _check_root(self, fd: int) -> None:
+        if self.roots is None:
+            return
+        try:
+            real = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:  # no /proc: the path as resolved now
+            real = os.path.realpath(self.root)
+        if real == self._allowed_real:
+            return
+        reason = self.roots.refusal(real)
+        if reason is not None:
+            raise PermissionError(errno.EACCES, reason)
+        self._allowed_real = real
 
     def _open_fd(self, path: str, flags: int) -> int:
         rel = clean_relpath(path)
@@ -193,7 +268,8 @@ class LocalBackend(Backend):
     def usage(self) -> tuple[int | None, int | None]:
         full = self._abs("")
         try:
-            vfs = os.statvfs(full)
+            with self._parent_fd("") as (fd, _):
+                vfs = os.statvfs(fd)
         except OSError as exc:
             raise _translate(exc, "", full) from exc
         return vfs.f_blocks * vfs.f_frsize, vfs.f_bavail * vfs.f_frsize

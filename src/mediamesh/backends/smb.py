@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import struct
 import threading
 import uuid
@@ -65,6 +66,7 @@ from mediamesh.backends.base import (
 from mediamesh.backends.smb_fast import AVAILABLE as FAST_AVAILABLE
 from mediamesh.backends.smb_fast import LibSmbFile, LibSmbReader
 
+log = logging.getLogger(__name__)
 DEFAULT_PORT = 445
 FILE_ATTRIBUTE_DIRECTORY = 0x10
 FILE_ATTRIBUTE_REPARSE_POINT = 0x400  # symlinks and junctions: reported, never followed
@@ -219,8 +221,11 @@ class SmbBackend(Backend):
         except (LogonFailure, SMBAuthenticationError) as exc:
             raise _translate(exc, path) from exc
         except (SMBException, OSError, ValueError) as exc:
+            # One message whatever went wrong (refused, timed out, not SMB): a source test must not tell
+            # a LAN client which ports of which hosts are open. The detail goes to the server's log.
+            log.info("SMB connection to %s:%s failed: %s", self.options.host, self.options.port, exc)
             raise UnreachableError(
-                f"cannot reach the server {self.options.host}:{self.options.port}: {exc}"
+                f"no SMB server answered at {self.options.host}:{self.options.port}"
             ) from exc
         try:
             return fn(*args, **kwargs, **self._kw())

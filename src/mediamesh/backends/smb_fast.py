@@ -9,6 +9,8 @@ Only large files are read here; listing, stat, identity and small files stay wit
 from __future__ import annotations
 
 import contextlib
+import os
+import tempfile
 import threading
 from typing import Any
 from urllib.parse import quote
@@ -27,6 +29,40 @@ except ImportError:  # the smb-fast extra is not installed
 
 AVAILABLE = smbc is not None
 
+#: libsmbclient reads its settings once per process from ``$HOME/.smb/smb.conf`` (else the system's
+#: smb.conf). These are ours, so that its connections hold to what smbprotocol's do: signed, SMB2 or newer.
+CLIENT_CONF = """[global]
+client signing = required
+client ipc signing = required
+client min protocol = SMB2_02
+"""
+_init_lock = threading.Lock()
+_initialised = False
+
+
+def _init_library() -> None:
+    """Load our client settings into libsmbclient before its first context (it loads them only then)."""
+    global _initialised  # noqa: PLW0603 - libsmbclient's own state is per process; this mirrors it
+    with _init_lock:
+        if _initialised:
+            return
+        home = tempfile.mkdtemp(prefix="mediamesh-smbc-")
+        conf = os.path.join(home, ".smb", "smb.conf")
+        os.makedirs(os.path.dirname(conf), mode=0o700)
+        with open(conf, "w") as fh:
+            fh.write(CLIENT_CONF)
+        before = os.environ.get("HOME")
+        os.environ["HOME"] = home
+        try:
+            assert smbc is not None
+            smbc.Context()  # libsmbclient's one-time set-up runs here, reading $HOME/.smb/smb.conf
+        finally:
+            if before is None:
+                os.environ.pop("HOME", None)
+            else:
+                os.environ["HOME"] = before
+        _initialised = True
+
 
 def _translate(exc: BaseException, path: str) -> BackendError:
     if smbc is not None:
@@ -35,7 +71,7 @@ def _translate(exc: BaseException, path: str) -> BackendError:
         if isinstance(exc, smbc.PermissionError):
             return PermissionDeniedError(f"permission denied: {path}", path)
         if isinstance(exc, smbc.TimedOutError | smbc.ConnectionRefusedError):
-            return UnreachableError(f"cannot reach the server: {exc}", path)
+            return UnreachableError("no SMB server answered", path)
     return UnreachableError(f"SMB read failed: {exc}", path)
 
 
@@ -55,6 +91,7 @@ class LibSmbReader:
         ctx = getattr(self._local, "ctx", None)
         if ctx is None:
             assert smbc is not None
+            _init_library()
             ctx = smbc.Context(auth_fn=lambda *_: ("WORKGROUP", self._username, self._password))
             ctx.timeout = self._timeout_ms
             ctx.optionNoAutoAnonymousLogin = True

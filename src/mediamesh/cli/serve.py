@@ -21,12 +21,25 @@ def serve(
     ),
     tls_cert: Path | None = typer.Option(None, "--tls-cert", help="PEM certificate [MEDIAMESH_TLS_CERT]."),
     tls_key: Path | None = typer.Option(None, "--tls-key", help="PEM private key [MEDIAMESH_TLS_KEY]."),
+    tls: str | None = typer.Option(
+        None, "--tls", help="auto (HTTPS beyond loopback) or off [MEDIAMESH_TLS]."
+    ),
+    local_roots: str | None = typer.Option(
+        None, "--local-roots", help="Folders local sources may be in [MEDIAMESH_LOCAL_ROOTS]."
+    ),
+    trusted_proxies: str | None = typer.Option(
+        None,
+        "--trusted-proxies",
+        help="Proxies whose X-Forwarded-For is believed [MEDIAMESH_TRUSTED_PROXIES].",
+    ),
 ) -> None:
     """Run the server (the HTTP API) on the embedded catalog or the configured database."""
     import uvicorn
     from pydantic import ValidationError
 
+    from mediamesh import tls as tls_mod
     from mediamesh.api.app import create_app
+    from mediamesh.api.logging import uvicorn_log_config
     from mediamesh.config import Settings
     from mediamesh.errors import MediameshError
     from mediamesh.services.tokens import ADMIN_TOKEN_FILE, ensure_admin_token
@@ -42,6 +55,9 @@ def serve(
             "allowed_hosts": allowed_hosts,
             "tls_cert": tls_cert,
             "tls_key": tls_key,
+            "tls": tls,
+            "local_roots": local_roots,
+            "trusted_proxies": trusted_proxies,
         }.items()
         if v is not None
     }
@@ -57,22 +73,52 @@ def serve(
         raise fail(f"{where}: {message}" if where else message, 2) from None
     except ValueError as exc:
         raise fail(str(exc).splitlines()[0], 2) from None
+    cert, key = settings.tls_cert, settings.tls_key
+    if cert is None and settings.tls == "auto" and not tls_mod.is_loopback(settings.host):
+        made = tls_mod.self_signed(settings.data_dir)
+        cert, key = made.cert, made.key
+        err.print(
+            f"HTTPS with a self-signed certificate ({'made now' if made.made_now else 'made on first start'}, "
+            f"{made.cert}). A browser will warn that it is not trusted: check that the fingerprint it shows is\n"
+            f"  SHA-256 {made.fingerprint}\n"
+            "then accept it (or give your own with MEDIAMESH_TLS_CERT and MEDIAMESH_TLS_KEY).",
+            markup=False,
+            highlight=False,
+        )
+    elif cert is None and not tls_mod.is_loopback(settings.host):
+        err.print(
+            "Warning: MEDIAMESH_TLS=off and listening beyond loopback: tokens and sessions cross the network "
+            "in clear. Do this only behind a reverse proxy that serves HTTPS.",
+            markup=False,
+        )
     shown = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
-    scheme = "https" if settings.tls_cert else "http"
+    scheme = "https" if cert else "http"
     err.print(
         f"mediamesh is listening on {scheme}://{shown}:{settings.port}/ "
-        f"(catalog: {settings.data_dir.resolve()}); open it in a browser and sign in with a token"
+        f"(catalog: {settings.data_dir.resolve()}); open it in a browser and sign in with a token",
+        markup=False,
+        highlight=False,
     )
     admin = ensure_admin_token(app.state.ctx)
     if admin is not None:
         err.print(
             "First start: an admin token was created. It is shown only now (and kept in "
-            f"{settings.data_dir.resolve() / ADMIN_TOKEN_FILE}, mode 0600):"
+            f"{settings.data_dir.resolve() / ADMIN_TOKEN_FILE}, mode 0600, until it is first used):",
+            markup=False,
         )
         err.print(admin, markup=False, highlight=False)
-    tls: dict[str, Any] = (
-        {"ssl_certfile": str(settings.tls_cert), "ssl_keyfile": str(settings.tls_key)}
-        if settings.tls_cert
-        else {}
+    ssl: dict[str, Any] = {"ssl_certfile": str(cert), "ssl_keyfile": str(key)} if cert else {}
+    proxies = ",".join(p.strip() for p in settings.trusted_proxies.split(",") if p.strip())
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+        log_config=uvicorn_log_config(),
+        lifespan="on",
+        # X-Forwarded-For only from proxies the admin names: else any local client picks its own address.
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=proxies or None,
+        limit_concurrency=settings.max_connections,
+        **ssl,
     )
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", lifespan="on", **tls)

@@ -13,13 +13,54 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import IO, Any, BinaryIO, cast
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, cast
 
 import filetype
+
+if TYPE_CHECKING:
+    from av.container import InputContainer
 
 HEAD = 8192
 # FFmpeg probes at most this much for stream parameters (its default is 5 MB).
 PROBE_OPTIONS = {"probesize": "1000000", "analyzeduration": "2000000"}
+
+#: The one FFmpeg demuxer for each container the content sniffer recognises. FFmpeg is never left to
+#: guess: its guess includes playlists and scripts (concat, HLS, image sequences) that open other files
+#: or URLs, which a file on a share must never make the server do.
+AV_DEMUXERS = {
+    "video/mp4": "mov",
+    "video/quicktime": "mov",
+    "video/x-m4v": "mov",
+    "video/3gpp": "mov",
+    "audio/mp4": "mov",
+    "video/x-matroska": "matroska",
+    "video/webm": "matroska",
+    "video/x-msvideo": "avi",
+    "video/x-ms-wmv": "asf",
+    "video/mpeg": "mpeg",
+    "video/x-flv": "flv",
+    "audio/mpeg": "mp3",
+    "audio/aac": "aac",
+    "audio/ogg": "ogg",
+    "audio/x-flac": "flac",
+    "audio/x-wav": "wav",
+    "audio/x-aiff": "aiff",
+    "audio/amr": "amr",
+}
+#: No protocol at all for anything a demuxer would open besides our own stream (custom I/O needs none),
+#: and no demuxer but the one chosen.
+_LOCKED = {"protocol_whitelist": "mediamesh-none", "enable_drefs": "0"}
+
+
+def open_av(fh: IO[bytes], mime: str | None, options: dict[str, str] | None = None) -> InputContainer:
+    """Open a file with PyAV as the container its content says, and only that; ValueError otherwise."""
+    import av
+
+    demuxer = AV_DEMUXERS.get(mime or "")
+    if demuxer is None:
+        raise ValueError(f"not a container mediamesh decodes: {mime or 'unrecognised content'}")
+    locked = {**(options or {}), **_LOCKED, "format_whitelist": demuxer}
+    return av.open(fh, mode="r", format=demuxer, options=locked)
 
 
 class CountingReader(io.RawIOBase):
@@ -133,9 +174,7 @@ def _when(text: Any) -> datetime | None:
 
 
 def _probe_av(reader: CountingReader, result: Probe) -> None:
-    import av
-
-    with av.open(cast(IO[bytes], reader), mode="r", options=PROBE_OPTIONS) as container:
+    with open_av(cast(IO[bytes], reader), result.mime, PROBE_OPTIONS) as container:
         tags = {str(k): str(v) for k, v in (container.metadata or {}).items()}
         duration = container.duration / 1_000_000 if container.duration else None
         streams = []
@@ -196,7 +235,12 @@ def _gps(gps: Any) -> dict[str, float] | None:
 def _probe_image(reader: CountingReader, result: Probe) -> None:
     from PIL import Image
 
-    with Image.open(cast(IO[bytes], reader)) as image:  # reads the header only
+    from mediamesh.metadata.thumbnails import IMAGE_FORMATS
+
+    pil_format = IMAGE_FORMATS.get(result.mime or "")
+    if pil_format is None:
+        return  # recognised as a picture (HEIC, PSD, ...), but not one Pillow is let to decode
+    with Image.open(cast(IO[bytes], reader), formats=[pil_format]) as image:  # reads the header only
         width, height = image.size
         exif = image.getexif()
         detail = exif.get_ifd(EXIF_IFD)

@@ -89,7 +89,9 @@ def extract(
                 if thumbnail_root is not None and result.error is None and result.kind in ("image", "video"):
                     try:
                         fh.seek(0)
-                        out.thumbnails += len(thumbnails.make(fh, result.kind, thumbnail_root, media_id))
+                        out.thumbnails += len(
+                            thumbnails.make(fh, result.kind, result.mime, thumbnail_root, media_id)
+                        )
                     except Exception as exc:  # a picture we cannot make is not a metadata error
                         log.info("no thumbnail for %s (%s): %s", media_id, path, exc)
         except UnreachableError as exc:

@@ -46,20 +46,36 @@ def _write_sizes(image: Any, root: Path, media_id: str) -> list[Path]:
     return written
 
 
-def from_image(fh: BinaryIO, root: Path, media_id: str) -> list[Path]:
+#: Pictures whose content Pillow decodes for a thumbnail (from the sniffed type, never the name).
+IMAGE_FORMATS = {
+    "image/jpeg": "JPEG",
+    "image/png": "PNG",
+    "image/gif": "GIF",
+    "image/webp": "WEBP",
+    "image/bmp": "BMP",
+    "image/tiff": "TIFF",
+    "image/x-canon-cr2": "TIFF",
+}
+#: Pillow refuses pictures larger than this (a decompression bomb: a tiny file that decodes to gigabytes).
+MAX_PIXELS = 200_000_000
+
+
+def from_image(fh: BinaryIO, root: Path, media_id: str, pil_format: str) -> list[Path]:
     from PIL import Image, ImageOps
 
-    with Image.open(fh) as image:
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # above it Pillow raises DecompressionBombError
+    with Image.open(fh, formats=[pil_format]) as image:  # that decoder only (never EPS and Ghostscript)
         image.draft("RGB", (SIZES["preview"], SIZES["preview"]))  # JPEG: decode at a fraction of the size
         upright = ImageOps.exif_transpose(image)
         return _write_sizes(upright.convert("RGB"), root, media_id)
 
 
-def from_video(fh: BinaryIO, root: Path, media_id: str) -> list[Path]:
-    import av
+def from_video(fh: BinaryIO, root: Path, media_id: str, mime: str | None) -> list[Path]:
     from PIL import ImageStat
 
-    with av.open(fh, mode="r") as container:
+    from mediamesh.metadata.probe import open_av
+
+    with open_av(fh, mime) as container:
         if not container.streams.video:
             raise ValueError("no video stream")
         stream = container.streams.video[0]
@@ -102,10 +118,11 @@ def placeholder(root: Path, kind: str, size: str) -> Path:
     return path
 
 
-def make(fh: BinaryIO, kind: str, root: Path, media_id: str) -> list[Path]:
-    """Thumbnails for an image or a video; [] for other kinds (they use a placeholder)."""
-    if kind == "image":
-        return from_image(fh, root, media_id)
+def make(fh: BinaryIO, kind: str, mime: str | None, root: Path, media_id: str) -> list[Path]:
+    """Thumbnails for an image or a video whose content was recognised (``mime``, from the probe); []
+    for other kinds (they use a placeholder)."""
+    if kind == "image" and mime in IMAGE_FORMATS:
+        return from_image(fh, root, media_id, IMAGE_FORMATS[mime])
     if kind == "video":
-        return from_video(fh, root, media_id)
+        return from_video(fh, root, media_id, mime)
     return []

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mediamesh.errors import InvalidInput
-from mediamesh.scanning.filters import glob_to_regex
+from mediamesh.scanning.globs import CAPTURE, Glob, template_regex
 
 KINDS = ("video", "image", "audio", "other")
 RULE_KEYS = (
@@ -45,11 +45,8 @@ class Location:
     mtime_ns: int
 
 
-def _glob(pattern: str) -> re.Pattern[str]:
-    try:
-        return re.compile(glob_to_regex(pattern) + r"\Z", re.IGNORECASE | re.DOTALL)
-    except (re.error, ValueError) as exc:
-        raise InvalidInput(f"invalid glob {pattern!r}: {exc}") from exc
+def _glob(pattern: str) -> Glob:
+    return Glob(pattern)
 
 
 def _timestamp(value: Any, field: str) -> str:
@@ -143,7 +140,7 @@ class CompiledRule:
             return False
         if self.before_ns is not None and loc.mtime_ns >= self.before_ns:
             return False
-        return self.path is None or self.path.match(loc.path) is not None
+        return self.path is None or self.path.match(loc.path)
 
 
 class CompiledTemplate:
@@ -169,9 +166,6 @@ def compile_template(path: str) -> re.Pattern[str]:
     before, after = path.split(PLACEHOLDER)
     if "{" in before + after or "}" in before + after:
         raise InvalidInput(f"invalid template {path!r}: only {PLACEHOLDER} may be in braces")
-    marker = "\ue000"  # a private-use character stands in for {project} while the glob is translated
-    regex = glob_to_regex(before + marker + after).replace(re.escape(marker), "(?P<project>[^/]+)")
-    try:
-        return re.compile(regex + r"\Z", re.IGNORECASE | re.DOTALL)
-    except re.error as exc:
-        raise InvalidInput(f"invalid template {path!r}: {exc}") from exc
+    if CAPTURE in path:
+        raise InvalidInput(f"invalid template {path!r}")
+    return template_regex(before, after)

@@ -5,6 +5,7 @@ Glob rules (case-insensitive, as NAS users expect):
   ``[abc]`` a class.
 - A pattern with no ``/`` matches a name at any depth (``*.tmp``, ``Proxies``); one with a ``/`` is
   anchored at the source root (``Projects/*/Exports/**``).
+- Globs match in linear time whatever they hold (see scanning/globs.py).
 - Excludes always win. When include globs are given they replace the media-type default: a file is
   indexed when it matches one of them.
 """
@@ -17,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 
-from mediamesh.errors import InvalidInput
+from mediamesh.scanning.globs import Glob, any_match, compile_globs
 
 VIDEO = {
     "mp4",
@@ -154,57 +155,9 @@ def kind_of(name: str) -> str | None:
     return KIND_BY_EXTENSION.get(ext.lower()) if dot else None
 
 
-def glob_to_regex(pattern: str) -> str:
-    """Translate one glob to a regular expression over a whole relative path."""
-    if not pattern or "\x00" in pattern:
-        raise InvalidInput(f"invalid glob {pattern!r}: it must be a non-empty pattern")
-    if pattern.count("[") != pattern.count("]"):
-        raise InvalidInput(f"invalid glob {pattern!r}: unbalanced '['")
-    anchored = "/" in pattern.strip("/")
-    body = pattern.strip("/")
-    out: list[str] = []
-    i = 0
-    while i < len(body):
-        c = body[i]
-        if body.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
-        elif body.startswith("**", i):
-            out.append(".*")
-            i += 2
-        elif c == "*":
-            out.append("[^/]*")
-            i += 1
-        elif c == "?":
-            out.append("[^/]")
-            i += 1
-        elif c == "[":
-            end = body.index("]", i + 1)
-            inner = body[i + 1 : end]
-            if inner.startswith("!"):
-                inner = "^" + inner[1:]
-            out.append(f"[{inner}]")
-            i = end + 1
-        else:
-            out.append(re.escape(c))
-            i += 1
-    regex = "".join(out)
-    return regex if anchored else f"(?:.*/)?{regex}"
-
-
-def _compile(patterns: Iterable[str]) -> re.Pattern[str] | None:
-    parts = [glob_to_regex(p) for p in patterns]
-    if not parts:
-        return None
-    try:
-        return re.compile("(?:" + "|".join(parts) + r")\Z", re.IGNORECASE | re.DOTALL)
-    except re.error as exc:
-        raise InvalidInput(f"invalid glob in {list(patterns)!r}: {exc}") from exc
-
-
 def validate_globs(patterns: Iterable[str]) -> list[str]:
     patterns = list(patterns)
-    _compile(patterns)
+    compile_globs(patterns)
     return patterns
 
 
@@ -214,17 +167,17 @@ class PathFilter:
     exclude: tuple[str, ...] = ()
 
     @cached_property
-    def _include_re(self) -> re.Pattern[str] | None:
-        return _compile(self.include)
+    def _include(self) -> tuple[Glob, ...]:
+        return compile_globs(self.include)
 
     @cached_property
-    def _exclude_re(self) -> re.Pattern[str] | None:
-        return _compile(self.exclude)
+    def _exclude(self) -> tuple[Glob, ...]:
+        return compile_globs(self.exclude)
 
     @cached_property
-    def _exclude_dir_re(self) -> re.Pattern[str] | None:
+    def _exclude_dirs(self) -> tuple[Glob, ...]:
         # "Proxies/**" excludes the folder "Proxies" itself: prune it instead of walking it.
-        return _compile(p[:-3] for p in self.exclude if p.endswith("/**") and len(p) > 3)
+        return compile_globs(p[:-3] for p in self.exclude if p.endswith("/**") and len(p) > 3)
 
     @staticmethod
     def _housekeeping(name: str) -> bool:
@@ -233,15 +186,15 @@ class PathFilter:
     def skip_dir(self, relpath: str, name: str) -> bool:
         if self._housekeeping(name):
             return True
-        return any(rx is not None and rx.match(relpath) for rx in (self._exclude_re, self._exclude_dir_re))
+        return any_match(self._exclude, relpath) or any_match(self._exclude_dirs, relpath)
 
     def kind_for(self, relpath: str, name: str) -> str | None:
         """The kind to index a file as, or None to leave it out."""
         if self._housekeeping(name):
             return None
-        if self._exclude_re is not None and self._exclude_re.match(relpath):
+        if self._exclude and any_match(self._exclude, relpath):
             return None
         kind = kind_of(name)
-        if self._include_re is not None:
-            return (kind or "other") if self._include_re.match(relpath) else None
+        if self._include:
+            return (kind or "other") if any_match(self._include, relpath) else None
         return kind

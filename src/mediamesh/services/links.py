@@ -1,6 +1,8 @@
 """Signed links: a content URL that works without a token until it expires, for what cannot send an
-``Authorization`` header (a browser's ``<video src>``, VLC, a TV). A link names one path; it is signed
-with a key derived from the server's secret key (changing that key invalidates every link)."""
+``Authorization`` header (a browser's ``<video src>``, VLC, a TV). A link names one path and the token
+that asked for it: it works only while that token does (revoking the token ends its links at once), and
+for :data:`DEFAULT_TTL` unless asked otherwise. It is signed with the server's signing key (changing that
+key invalidates every link). Access logs show links without their signature (see api/logging.py)."""
 
 from __future__ import annotations
 
@@ -9,9 +11,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mediamesh.context import Context
-from mediamesh.crypto import SecretBox
 from mediamesh.errors import InvalidInput
 
+DEFAULT_TTL = 3 * 3600  # a feature film, with pauses
 MAX_TTL = 7 * 24 * 3600
 
 
@@ -19,22 +21,24 @@ def _now() -> float:
     return time.time()
 
 
-def _message(path: str, expires: int) -> str:
-    return f"{path}\n{expires}"
+def _message(path: str, expires: int, token_id: int) -> str:
+    return f"link\n{path}\n{expires}\n{token_id}"
 
 
-def make_link(ctx: Context, path: str, ttl: int) -> dict[str, Any]:
+def make_link(ctx: Context, path: str, ttl: int, token_id: int) -> dict[str, Any]:
     if not 60 <= ttl <= MAX_TTL:
         raise InvalidInput(f"ttl must be between 60 and {MAX_TTL} seconds")
     expires = int(_now()) + ttl
-    signature = SecretBox.from_settings(ctx.settings).sign(_message(path, expires))
+    signature = ctx.signer.sign(_message(path, expires, token_id))
     return {
-        "url": f"{path}?expires={expires}&signature={signature}",
+        "url": f"{path}?expires={expires}&tid={token_id}&signature={signature}",
         "expires_at": datetime.fromtimestamp(expires, UTC).isoformat(),
     }
 
 
-def link_is_valid(ctx: Context, path: str, expires: int, signature: str) -> bool:
+def link_is_valid(ctx: Context, path: str, expires: int, token_id: int, signature: str) -> bool:
+    """The signature is ours for this path, moment and token, and the moment has not passed. Whether the
+    token still works is the caller's check."""
     if expires < _now() or expires > _now() + MAX_TTL:
         return False
-    return SecretBox.from_settings(ctx.settings).verify(_message(path, expires), signature)
+    return ctx.signer.verify(_message(path, expires, token_id), signature)

@@ -22,10 +22,11 @@ from mediamesh.errors import InvalidInput
 
 log = logging.getLogger(__name__)
 
-_INTERVAL = re.compile(r"(?:every\s+)?(\d+)\s*(s|sec|m|min|h|hr|d|day|w|week)s?", re.IGNORECASE)
+_INTERVAL = re.compile(r"(?:every\s+)?([0-9]{1,9})\s*(s|sec|m|min|h|hr|d|day|w|week)s?", re.IGNORECASE)
 _UNITS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600, "d": 86400, "day": 86400}
 _UNITS |= {"w": 604800, "week": 604800}
 MIN_INTERVAL = 60
+MAX_INTERVAL = 366 * 86400  # a year: any longer is no schedule (and would overflow a date)
 OFF = ("", "off", "none", "never")
 
 
@@ -52,9 +53,16 @@ def parse_schedule(text: str) -> Schedule:
         seconds = int(match.group(1)) * _UNITS[match.group(2).lower()]
         if seconds < MIN_INTERVAL:
             raise InvalidInput(f"schedule {text!r} is too frequent: at least every {MIN_INTERVAL // 60}m")
+        if seconds > MAX_INTERVAL:
+            raise InvalidInput(f"schedule {text!r} is too far apart: at most every {MAX_INTERVAL // 86400}d")
         return Schedule(value, interval=timedelta(seconds=seconds))
     if len(value.split()) == 5 and croniter.is_valid(value):
-        return Schedule(value, cron=value)
+        schedule = Schedule(value, cron=value)
+        try:  # "0 0 31 2 *" is valid cron, yet never comes
+            schedule.next_after(now_utc())
+        except Exception:
+            raise InvalidInput(f"schedule {text!r} never comes round: check its day and month") from None
+        return schedule
     raise InvalidInput(
         f"schedule {text!r} is neither an interval (30m, 6h, 1d) nor a cron expression (0 3 * * *)"
     )
@@ -85,17 +93,16 @@ def due_sources(ctx: Context, now: datetime | None = None) -> list[str]:
         if not text or not row.enabled or row.health_status == "offline":
             continue
         try:
-            schedule = parse_schedule(text)
-        except InvalidInput:  # stored before a rule changed: say so, never crash the scheduler
-            log.warning("source %s has an invalid schedule %r; ignored", row.name, text)
-            continue
-        last = aware(row.last)
-        if last is None:  # never scanned: an interval is due now; cron waits for its next time
-            if schedule.interval is not None:
+            if _is_due(parse_schedule(text), aware(row.last), aware(row.created_at), now):
                 due.append(row.name)
-                continue
-            last = aware(row.created_at)
-            assert last is not None
-        if schedule.next_after(last) <= now:
-            due.append(row.name)
+        except Exception as exc:  # stored before a rule changed: say so; one source never stops the round
+            log.warning("source %s has an unusable schedule %r (%s); ignored", row.name, text, exc)
     return due
+
+
+def _is_due(schedule: Schedule, last: datetime | None, created: datetime | None, now: datetime) -> bool:
+    if last is None:  # never scanned: an interval is due now; cron waits for its next time
+        if schedule.interval is not None:
+            return True
+        last = created or now
+    return schedule.next_after(last) <= now

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, distinct, func, insert, select, update
 
-from mediamesh.backends import WITH_PASSWORD, Location, open_backend, parse_location
+from mediamesh.backends import WITH_PASSWORD, Location, credential_scope, open_backend, parse_location
 from mediamesh.backends.base import Backend, ProbeResult
 from mediamesh.catalog.cache import GenerationCache
 from mediamesh.catalog.scans import scan_summary
@@ -18,7 +18,7 @@ from mediamesh.catalog.schema import files, scans, source_mounts, sources
 from mediamesh.catalog.times import iso, now_utc
 from mediamesh.context import Context
 from mediamesh.crypto import SecretBox
-from mediamesh.errors import Conflict, InvalidInput, LocationUnreachable, NotFound
+from mediamesh.errors import Conflict, Forbidden, InvalidInput, LocationUnreachable, NotFound
 from mediamesh.scanning.filters import PathFilter, validate_globs
 from mediamesh.services.schedule import parse_schedule, validate_schedule
 
@@ -55,12 +55,12 @@ def secret_of(ctx: Context, row: Any) -> dict[str, Any] | None:
 
 
 def backend_for(ctx: Context, row: Any) -> Backend:
-    return open_backend(row.kind, row.location, secret_of(ctx, row))
+    return open_backend(row.kind, row.location, secret_of(ctx, row), ctx.local_roots)
 
 
-def probe_location(kind: str, location: str, secret: dict[str, Any] | None) -> ProbeResult:
+def probe_location(ctx: Context, kind: str, location: str, secret: dict[str, Any] | None) -> ProbeResult:
     """Probe a location with a backend of its own, closed right after."""
-    backend = open_backend(kind, location, secret)
+    backend = open_backend(kind, location, secret, ctx.local_roots)
     try:
         return backend.probe()
     finally:
@@ -121,14 +121,14 @@ def validate_priority(priority: int) -> int:
 def _next_scan_at(schedule: str | None, last_scan: dict[str, Any] | None, enabled: bool) -> str | None:
     if not schedule or not enabled:
         return None
-    try:
+    try:  # a schedule stored before a rule changed never breaks a listing
         parsed = parse_schedule(schedule)
-    except InvalidInput:
+        started = last_scan["started_at"] if last_scan else None
+        if started is None:
+            return iso(now_utc()) if parsed.interval is not None else iso(parsed.next_after(now_utc()))
+        return iso(parsed.next_after(datetime.fromisoformat(started)))
+    except Exception:
         return None
-    started = last_scan["started_at"] if last_scan else None
-    if started is None:
-        return iso(now_utc()) if parsed.interval is not None else iso(parsed.next_after(now_utc()))
-    return iso(parsed.next_after(datetime.fromisoformat(started)))
 
 
 def _mount(conn: Connection, source_id: int) -> dict[str, Any] | None:
@@ -145,12 +145,33 @@ def _mount(conn: Connection, source_id: int) -> dict[str, Any] | None:
     }
 
 
-def _new_location(location: str, password: str | None) -> tuple[Location, dict[str, Any] | None]:
-    """A location given for a new source (or a test of one), and the credentials given with it."""
+def _new_location(
+    ctx: Context, location: str, password: str | None
+) -> tuple[Location, dict[str, Any] | None]:
+    """A location given for a new source (or a test of one), and the credentials given with it. A local
+    folder must be below the allowed roots (MEDIAMESH_LOCAL_ROOTS), never the data dir or a system folder."""
     loc = parse_location(location)
     if password is not None and loc.kind not in WITH_PASSWORD:
         raise InvalidInput(f"{loc.kind} sources take no password")
+    if loc.kind == "local":
+        reason = ctx.local_roots.refusal(os.path.realpath(loc.display))
+        if reason is not None:
+            raise Forbidden(f"cannot use {loc.display}: {reason}")
     return loc, {"password": password} if password is not None else None
+
+
+def _stored_secret_for(ctx: Context, row: Any, kind: str, location: str) -> dict[str, Any] | None:
+    """A source's stored secret for use with ``location``: only where it was given for (same host, port,
+    share and user), so that nobody can send a stored password to a server of their choosing."""
+    secret = secret_of(ctx, row)
+    if secret is None:
+        return None
+    if row.kind != kind or credential_scope(row.kind, row.location) != credential_scope(kind, location):
+        raise InvalidInput(
+            "the stored password is only used for the server, share and user it was given for: "
+            "type the password again for this location"
+        )
+    return secret
 
 
 def add_source(
@@ -166,14 +187,14 @@ def add_source(
 ) -> dict[str, Any]:
     """Register a source after checking it is a readable folder (``force`` registers it anyway)."""
     validate_name(name)
-    loc, secret = _new_location(location, password)
     options = {
         "include": validate_globs(include or []),
         "exclude": validate_globs(exclude or []),
         "schedule": validate_schedule(schedule),
         "priority": validate_priority(priority),
     }
-    probe = probe_location(loc.kind, loc.display, secret)
+    loc, secret = _new_location(ctx, location, password)
+    probe = probe_location(ctx, loc.kind, loc.display, secret)
     if not probe.reachable and not force:
         raise LocationUnreachable(
             f"cannot register {name!r}: {probe.error} (use --force to register it anyway)"
@@ -209,12 +230,14 @@ def test_location(
     ctx: Context, location: str, password: str | None = None, source: str | None = None
 ) -> dict[str, Any]:
     """Try a location before saving it (the UI's Test connection): what a probe sees, nothing stored.
-    ``source`` lends a registered source's stored password when none is given (editing a source)."""
-    loc, secret = _new_location(location, password)
+    ``source`` lends a registered source's stored password when none is given (editing a source), and
+    only for the server, share and user it was stored for."""
+    loc, secret = _new_location(ctx, location, password)
     if secret is None and source is not None:
         with ctx.catalog.read() as conn:
-            secret = secret_of(ctx, find_source(conn, source))
-    probe = probe_location(loc.kind, loc.display, secret)
+            row = find_source(conn, source)
+        secret = _stored_secret_for(ctx, row, loc.kind, loc.display)
+    probe = probe_location(ctx, loc.kind, loc.display, secret)
     return {
         "kind": loc.kind,
         "location": loc.display,
@@ -313,7 +336,7 @@ def check_source(ctx: Context, id_or_name: str) -> dict[str, Any]:
     """Probe a source now and record its health."""
     with ctx.catalog.read() as conn:
         row = find_source(conn, id_or_name)
-    probe = probe_location(row.kind, row.location, secret_of(ctx, row))
+    probe = probe_location(ctx, row.kind, row.location, secret_of(ctx, row))
     record_health(ctx, row.id, health_values(row, probe))
     return show_source(ctx, str(row.id))
 
@@ -330,10 +353,12 @@ def update_source(
     force: bool = False,
     schedule: str | None = None,
     priority: int | None = None,
+    may_move_local: bool = True,
 ) -> dict[str, Any]:
     """Change a source. A new location (the share moved, or is mounted elsewhere) is checked like a new
     registration and its identity recorded afresh; file records and media ids stay, being relative to the
-    root."""
+    root. A new SMB server, share or user needs the password again; ``may_move_local`` is False for a
+    caller (an API token below admin) that may not point a local source elsewhere."""
     with ctx.catalog.read() as conn:
         row = find_source(conn, id_or_name)
     values: dict[str, Any] = {"updated_at": now_utc()}
@@ -347,21 +372,24 @@ def update_source(
     if priority is not None:
         options["priority"] = validate_priority(priority)
     values["options"] = options
-    secret = secret_of(ctx, row)
+    kind, display = row.kind, row.location
+    if location is not None:
+        loc, _ = _new_location(ctx, location, password)
+        if loc.kind != row.kind:
+            raise InvalidInput(f"a {row.kind} source cannot move to a {loc.kind} location; add a new source")
+        if loc.kind == "local" and loc.display != row.location and not may_move_local:
+            raise Forbidden("pointing a local source at another folder needs an admin token")
+        kind, display = loc.kind, loc.display
+        values["location"] = display
     if password is not None:
         if row.kind not in WITH_PASSWORD:
             raise InvalidInput(f"{row.kind} sources take no password")
-        secret = {**(secret or {}), "password": password}
-        values["secret"] = SecretBox.from_settings(ctx.settings).seal(secret)
-    kind, display = row.kind, row.location
-    if location is not None:
-        loc = parse_location(location)
-        if loc.kind != row.kind:
-            raise InvalidInput(f"a {row.kind} source cannot move to a {loc.kind} location; add a new source")
-        kind, display = loc.kind, loc.display
-        values["location"] = display
+        secret: dict[str, Any] | None = {**(secret_of(ctx, row) or {}), "password": password}
+        values["secret"] = SecretBox.from_settings(ctx.settings).seal(secret or {})
+    else:
+        secret = _stored_secret_for(ctx, row, kind, display)
     if location is not None or password is not None:
-        probe = probe_location(kind, display, secret)
+        probe = probe_location(ctx, kind, display, secret)
         if not probe.reachable and not force:
             raise LocationUnreachable(
                 f"cannot reach {display}: {probe.error} (use --force to change it anyway)"

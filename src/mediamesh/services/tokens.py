@@ -2,7 +2,8 @@
 
 A token never creates a token with more scope than its own. On the first start of the server, when there
 is no token at all, one admin token is made, printed once, and written to ``admin-token`` (mode 0600) in
-the data dir so that a new user can log in.
+the data dir so that a new user can log in. That file is deleted at the token's first use: a token on
+disk is one more thing to steal.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from mediamesh.errors import InvalidInput, NotFound
 SCOPES = ("read", "write", "admin")
 PREFIX = "mm_"
 ADMIN_TOKEN_FILE = "admin-token"
+FIRST_START_NAME = "admin (first start)"
 
 
 def rank(scope: str) -> int:
@@ -97,6 +99,8 @@ def verify(ctx: Context, value: str) -> dict[str, Any] | None:
         return None
     now = now_utc()
     last = aware(row.last_used_at)
+    if last is None and row.name == FIRST_START_NAME:
+        (ctx.settings.data_dir / ADMIN_TOKEN_FILE).unlink(missing_ok=True)  # shown, and now used
     if last is None or (now - last).total_seconds() > 60:
         # At most once a minute: a busy client must not turn reads into writes (nor reset cached counts).
         with ctx.catalog.write(bump=False) as conn:
@@ -113,13 +117,14 @@ def by_id(ctx: Context, token_id: int) -> dict[str, Any] | None:
 
 def ensure_admin_token(ctx: Context) -> str | None:
     """On the very first start (no token at all): make an admin token, write it to a 0600 file in the data
-    dir, and return it to be printed once. Otherwise None."""
+    dir (deleted at the token's first use), and return it to be printed once. Otherwise None."""
     with ctx.catalog.read() as conn:
         if conn.execute(select(func.count()).select_from(tokens)).scalar_one():
             return None
-    _, value = create_token(ctx, "admin (first start)", "admin")
+    _, value = create_token(ctx, FIRST_START_NAME, "admin")
     path = ctx.settings.data_dir / ADMIN_TOKEN_FILE
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    path.unlink(missing_ok=True)  # a left-over (or a link planted there) is replaced, never written through
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(value + "\n")
     return value

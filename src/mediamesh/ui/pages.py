@@ -113,6 +113,15 @@ def _safe_next(value: str | None) -> str:
     return value
 
 
+def _same_origin_post(request: Request) -> bool:
+    """A browser names where a form comes from: ``Origin`` (``null`` for a sandboxed or privacy-masked
+    page, refused) and ``Sec-Fetch-Site``. A client that sends neither (curl) is not a browser to fool."""
+    origin = request.headers.get("origin")
+    if origin is not None and origin != f"{request.url.scheme}://{request.url.netloc}":
+        return False
+    return request.headers.get("sec-fetch-site", "same-origin") in ("same-origin", "none")
+
+
 router = APIRouter(include_in_schema=False)
 
 
@@ -132,9 +141,7 @@ async def sign_in(
     token: Annotated[str, Form(max_length=200)] = "",
     next: Annotated[str, Form(max_length=2000)] = "/",
 ) -> Response:
-    # A login form posted from another site (login CSRF) would carry its own Origin.
-    origin = request.headers.get("origin")
-    if origin not in (None, "null") and origin != f"{request.url.scheme}://{request.url.netloc}":
+    if not _same_origin_post(request):  # login CSRF: a form posted from another site, or a sandboxed one
         return render(request, "sign_in.html", None, 403, next="/", error="sign in from this server's page")
     ctx = ctx_of(request)
     found = await anyio.to_thread.run_sync(token_svc.verify, ctx, token.strip())
@@ -151,7 +158,7 @@ async def sign_in(
 async def sign_out(
     request: Request, me: Me, csrf_token: Annotated[str, Form(max_length=200)] = ""
 ) -> Response:
-    if not hmac.compare_digest(me.csrf, csrf_token):
+    if not hmac.compare_digest(me.csrf.encode(), csrf_token.encode("utf-8", "replace")):
         return error_page(
             request, 403, "Sign-out needs the page's CSRF token: reload the page and try again."
         )
@@ -424,9 +431,29 @@ def warm_up(ctx: Context) -> None:
     threading.Thread(target=work, name="mediamesh-ui-warm-up", daemon=True).start()
 
 
+#: Swagger UI sets inline styles: allowed on this page only, scripts stay this server's own.
+DOCS_HEADERS = {
+    **HEADERS,
+    "Content-Security-Policy": HEADERS["Content-Security-Policy"].replace(
+        "style-src 'self'", "style-src 'self' 'unsafe-inline'"
+    ),
+}
+
+
+@router.get("/api/docs")
+async def api_docs(request: Request, me: Me) -> Response:
+    """The API reference, for a signed-in user (the schema itself needs a token too)."""
+    return templates.TemplateResponse(request, "api_docs.html", {"me": me}, headers=DOCS_HEADERS)
+
+
 def install(app: FastAPI) -> None:
-    """Serve the UI at ``/`` (its files at ``/static``)."""
+    """Serve the UI at ``/`` (its files at ``/static``, Swagger UI's at ``/api/docs/assets``)."""
+    import swagger_ui_bundle
+
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.mount(
+        "/api/docs/assets", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="docs-assets"
+    )
     app.include_router(router)
 
     @app.exception_handler(SignInRequired)

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from mediamesh.context import Context
-from mediamesh.crypto import SecretBox
+from mediamesh.crypto import Signer
 from mediamesh.services import tokens as token_svc
 
 COOKIE = "mm_session"
@@ -40,8 +40,8 @@ class Session:
         return f"session\n{self.token_id}\n{self.expires}\n{self.nonce}"
 
 
-def _box(ctx: Context) -> SecretBox:
-    return SecretBox.from_settings(ctx.settings)
+def _box(ctx: Context) -> Signer:
+    return ctx.signer
 
 
 def new_cookie(ctx: Context, token_id: int) -> str:
@@ -67,7 +67,9 @@ def csrf_token(ctx: Context, session: Session) -> str:
 
 
 def csrf_valid(ctx: Context, session: Session, sent: str | None) -> bool:
-    return bool(sent) and hmac.compare_digest(csrf_token(ctx, session), sent or "")
+    """Constant time; any text (non-ASCII included) that is not the token is simply not valid."""
+    expected = csrf_token(ctx, session).encode()
+    return bool(sent) and hmac.compare_digest(expected, (sent or "").encode("utf-8", "replace"))
 
 
 def session_token(ctx: Context, value: str) -> tuple[Session, dict[str, Any]] | None:

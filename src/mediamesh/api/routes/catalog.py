@@ -14,7 +14,7 @@ from mediamesh.api.deps import Ctx, RowId, run_query, source_limiter
 from mediamesh.api.responses import FastJSON
 from mediamesh.api.schemas import AUTHENTICATED, FilePage, Media, MediaPage
 from mediamesh.api.security import Read, ReadOrLink, Write
-from mediamesh.api.streaming import content_response
+from mediamesh.api.streaming import UNTRUSTED_CONTENT, content_response
 from mediamesh.errors import InvalidInput
 from mediamesh.services import content as content_svc
 from mediamesh.services import links
@@ -169,7 +169,7 @@ async def media_thumbnail(
         thumbs_svc.thumbnail, ctx, pool, media_id, size, limiter=source_limiter(request)
     )
     etag = f'"{thumb.path.stem}"'
-    headers = {"ETag": etag, "X-Content-Type-Options": "nosniff"}
+    headers = {"ETag": etag, **UNTRUSTED_CONTENT}
     if thumb.placeholder:
         headers["Cache-Control"] = "private, max-age=60"
         reason = thumb.reason or "placeholder"
@@ -191,13 +191,16 @@ def media_link(
     media_id: str,
     request: Request,
     ctx: Ctx,
-    _: Read,
-    ttl: Annotated[int, Query(ge=60, le=links.MAX_TTL, description="Seconds the link works.")] = 6 * 3600,
+    token: Read,
+    ttl: Annotated[
+        int, Query(ge=60, le=links.MAX_TTL, description="Seconds the link works.")
+    ] = links.DEFAULT_TTL,
 ) -> dict[str, Any]:
-    """A signed content URL for players that cannot send a token (a browser's video tag, VLC)."""
+    """A signed content URL for players that cannot send a token (a browser's video tag, VLC). It works
+    only while the token that asked for it does."""
     media_svc.show_media(ctx, media_id)  # 404 / 422 for what is not a media id of this catalog
     path = request.app.url_path_for("media_content", media_id=media_id.strip().lower())
-    return links.make_link(ctx, path, ttl)
+    return links.make_link(ctx, path, ttl, int(token["id"]))
 
 
 @router.post("/files/{file_id}/link", response_model=Link)
@@ -205,11 +208,14 @@ def file_link(
     file_id: RowId,
     request: Request,
     ctx: Ctx,
-    _: Read,
-    ttl: Annotated[int, Query(ge=60, le=links.MAX_TTL, description="Seconds the link works.")] = 6 * 3600,
+    token: Read,
+    ttl: Annotated[
+        int, Query(ge=60, le=links.MAX_TTL, description="Seconds the link works.")
+    ] = links.DEFAULT_TTL,
 ) -> dict[str, Any]:
-    """A signed content URL for one location."""
-    return links.make_link(ctx, request.app.url_path_for("file_content", file_id=str(file_id)), ttl)
+    """A signed content URL for one location (works only while the token that asked for it does)."""
+    path = request.app.url_path_for("file_content", file_id=str(file_id))
+    return links.make_link(ctx, path, ttl, int(token["id"]))
 
 
 @router.get("/files", response_class=FastJSON, responses={200: {"model": FilePage}})

@@ -83,7 +83,9 @@ def show_source(id_or_name: str, ctx: Ctx, _: Read) -> dict[str, Any]:
 
 
 @router.patch("/{id_or_name}")
-def update_source(id_or_name: str, body: SourceUpdate, ctx: Ctx, _: Write) -> dict[str, Any]:
+def update_source(id_or_name: str, body: SourceUpdate, ctx: Ctx, token: Write) -> dict[str, Any]:
+    """Change a source. Pointing a local source at another folder needs an admin token; a new SMB server,
+    share or user needs the password again."""
     if body.enabled is not None and body.model_fields_set == {"enabled"}:
         return svc.set_mounted(ctx, id_or_name, body.enabled)
     return svc.update_source(
@@ -97,6 +99,7 @@ def update_source(id_or_name: str, body: SourceUpdate, ctx: Ctx, _: Write) -> di
         force=body.force,
         schedule=body.schedule,
         priority=body.priority,
+        may_move_local=token["scope"] == "admin",
     )
 
 

@@ -1,0 +1,124 @@
+"""Limits that keep one client from holding the server: request bodies, who may send one, and how many
+content streams one address may hold open.
+
+Plain ASGI (no per-request task), in front of routing:
+- a body larger than :data:`MAX_BODY` is refused with 413 before it is read (``Content-Length``), or as
+  soon as it grows past the limit (chunked);
+- a request to the API that carries a body and no valid token (or session) is refused with 401 before a
+  byte of the body is read or parsed;
+- one address may have at most :data:`STREAMS_PER_CLIENT` content answers in flight (429 beyond).
+
+The server itself caps its connections (``uvicorn --limit-concurrency``, see cli/serve.py).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mediamesh.api.errors import error_response
+from mediamesh.api.security import UNAUTHORIZED, authenticate
+
+#: Bytes of a request body: the API takes small JSON documents; the sign-in form is smaller still.
+MAX_BODY = 1 << 20
+#: Content answers (a player seeking opens a few at once) one client address may have in flight.
+STREAMS_PER_CLIENT = 16
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class RequestLimits:
+    def __init__(self, app: ASGIApp, max_body: int = MAX_BODY, streams: int = STREAMS_PER_CLIENT) -> None:
+        self.app = app
+        self.max_body = max_body
+        self.streams = streams
+        self._open: Counter[str] = Counter()  # content answers in flight, per client address
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        if scope["method"] in _BODY_METHODS:
+            refused = await self._refuse_body(scope, receive)
+            if refused is not None:
+                await refused(scope, receive, send)
+                return
+            receive = self._counted(receive)
+        if path.endswith("/content") and path.startswith("/api/"):
+            await self._stream(scope, receive, send)
+            return
+        await self._run(scope, receive, send)
+
+    async def _refuse_body(self, scope: Scope, receive: Receive) -> Response | None:
+        headers = dict(scope.get("headers", ()))
+        length = headers.get(b"content-length", b"").decode("latin-1").strip()
+        if length and (not length.isdigit() or int(length) > self.max_body):
+            return error_response(413, "too_large", f"a request body may be at most {self.max_body} bytes")
+        if not scope["path"].startswith("/api/"):
+            return None
+        request = Request(scope, receive)
+        auth = request.headers.get("authorization", "")
+        scheme, _, value = auth.partition(" ")
+        bearer = value.strip() if scheme.lower() == "bearer" and value.strip() else None
+        if await authenticate(request, bearer, csrf=False) is None:
+            return error_response(401, "unauthorized", UNAUTHORIZED, {"WWW-Authenticate": "Bearer"})
+        return None
+
+    def _counted(self, receive: Receive) -> Receive:
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_body:
+                    raise _TooLarge
+            return message
+
+        return counted
+
+    async def _run(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except _TooLarge:
+            if started:
+                raise
+            response = error_response(
+                413, "too_large", f"a request body may be at most {self.max_body} bytes"
+            )
+            await response(scope, receive, send)
+
+    async def _stream(self, scope: Scope, receive: Receive, send: Send) -> None:
+        client = scope.get("client")
+        host = client[0] if client else "?"
+        if self._open[host] >= self.streams:
+            response = error_response(
+                429,
+                "too_many_streams",
+                f"at most {self.streams} content answers at once per client; finish or close some",
+                {"Retry-After": "5"},
+            )
+            await response(scope, receive, send)
+            return
+        self._open[host] += 1
+        try:
+            await self._run(scope, receive, send)
+        finally:
+            self._open[host] -= 1
+            if not self._open[host]:
+                del self._open[host]
