@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,6 +34,16 @@ _SQLITE_PRAGMAS = (
 _instances = itertools.count(1)
 
 
+def _create_private(path: Path) -> None:
+    """Create an empty catalog file readable by its owner only (0600), so that SQLite, which gives its
+    -wal and -shm files the same mode, never makes them readable by others either."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
+
+
 class Catalog:
     """One catalog database. Reads may run on any thread; writes go through :meth:`write`, one at a time
     per process (and ``BEGIN IMMEDIATE`` across processes on SQLite), so scans never hit 'database is
@@ -51,7 +62,9 @@ class Catalog:
         if not self.is_sqlite:
             return create_engine(self.url, pool_pre_ping=True, pool_size=8, max_overflow=8)
         if self.url.database and self.url.database != ":memory:":
-            Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
+            path = Path(self.url.database)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _create_private(path)
         engine = create_engine(
             self.url, connect_args={"check_same_thread": False, "timeout": 60}, pool_size=8, max_overflow=8
         )

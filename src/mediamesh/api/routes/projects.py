@@ -76,9 +76,11 @@ def create_project(body: ProjectCreate, ctx: Ctx, _: Write) -> dict[str, Any]:
 
 
 @router.post("/projects/preview")
-def preview_rule(body: Rule, ctx: Ctx, _: Read) -> dict[str, Any]:
-    """How many locations and media a rule would match, before saving it."""
-    return svc.preview_rule(ctx, body.spec())
+async def preview_rule(body: Rule, request: Request, ctx: Ctx, _: Read) -> dict[str, Any]:
+    """How many locations and media a rule would match, before saving it. Previews pass every location
+    of the catalog: they run on the API's few catalog threads, so many at once wait instead of
+    starving the server."""
+    return await run_query(request, svc.preview_rule, ctx, body.spec())
 
 
 @router.get("/projects/{id_or_name}")
@@ -148,9 +150,10 @@ def add_template(body: TemplateCreate, ctx: Ctx, _: Write) -> dict[str, Any]:
 
 
 @router.post("/project-templates/preview")
-def preview_template(body: TemplateCreate, ctx: Ctx, _: Read) -> dict[str, Any]:
-    """The projects a template would make (up to 100 names) and what it would match, before saving it."""
-    return svc.preview_template(ctx, body.path, body.sources, body.kinds)
+async def preview_template(body: TemplateCreate, request: Request, ctx: Ctx, _: Read) -> dict[str, Any]:
+    """The projects a template would make (up to 100 names) and what it would match, before saving it
+    (on the catalog threads, like rule previews)."""
+    return await run_query(request, svc.preview_template, ctx, body.path, body.sources, body.kinds)
 
 
 @router.delete("/project-templates/{template_id}")
