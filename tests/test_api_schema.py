@@ -32,9 +32,17 @@ class NoDelay:
 
 
 def from_loopback(app: ASGIApp) -> ASGIApp:
-    """The in-process transport calls its client "testclient"; the allowlist wants an address."""
+    """The in-process transport calls its client "testclient"; the allowlist wants an address. The schema
+    itself needs a token: the one request that loads it carries one."""
 
     async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope.get("path") == "/api/v1/openapi.json" and not any(
+            k == b"authorization" for k, _ in scope["headers"]
+        ):
+            scope = {
+                **scope,
+                "headers": [*scope["headers"], (b"authorization", f"Bearer {SCHEMA_TOKEN}".encode())],
+            }
         await app({**scope, "client": ("127.0.0.1", 40000)}, receive, send)
 
     return wrapped
@@ -44,6 +52,7 @@ def from_loopback(app: ASGIApp) -> ASGIApp:
 DATA = Path(tempfile.mkdtemp(prefix="mediamesh-schema-"))
 APP = create_app(make_settings(DATA, health_interval=3600))
 APP.state.failed_logins = NoDelay()
+SCHEMA_TOKEN = token_svc.create_token(APP.state.ctx, "schema", "read")[1]
 
 
 def load() -> schemathesis.schemas.BaseSchema:

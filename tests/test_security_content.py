@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import av
 import pytest
 import uvicorn
 from fastapi.testclient import TestClient
@@ -96,7 +97,7 @@ def test_open_av_refuses_what_the_sniffer_did_not_name() -> None:
     playlist = io.BytesIO(b"ffconcat version 1.0\nfile 'x.mp4'\n")
     with pytest.raises(ValueError, match="not a container"):
         open_av(playlist, None)
-    with pytest.raises(Exception):  # as an MP4 it is simply invalid data: concat is never tried
+    with pytest.raises(av.error.InvalidDataError):  # as an MP4 it is invalid data: concat is never tried
         open_av(playlist, "video/mp4")
 
 

@@ -3,7 +3,7 @@ content streams one address may hold open.
 
 Plain ASGI (no per-request task), in front of routing:
 - a body larger than :data:`MAX_BODY` is refused with 413 before it is read (``Content-Length``), or as
-  soon as it grows past the limit (chunked);
+  soon as it grows past the limit (chunked): bodies are read here, whole, before the app sees them;
 - a request to the API that carries a body and no valid token (or session) is refused with 401 before a
   byte of the body is read or parsed;
 - one address may have at most :data:`STREAMS_PER_CLIENT` content answers in flight (429 beyond).
@@ -29,8 +29,18 @@ STREAMS_PER_CLIENT = 16
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
-class _TooLarge(Exception):
-    pass
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """Hand the body read ahead to the app, then whatever comes next (a disconnect)."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
 
 
 class RequestLimits:
@@ -50,11 +60,18 @@ class RequestLimits:
             if refused is not None:
                 await refused(scope, receive, send)
                 return
-            receive = self._counted(receive)
+            body = await self._read_body(receive)
+            if body is None:
+                response = error_response(
+                    413, "too_large", f"a request body may be at most {self.max_body} bytes"
+                )
+                await response(scope, receive, send)
+                return
+            receive = _replay(body, receive)
         if path.endswith("/content") and path.startswith("/api/"):
             await self._stream(scope, receive, send)
             return
-        await self._run(scope, receive, send)
+        await self.app(scope, receive, send)
 
     async def _refuse_body(self, scope: Scope, receive: Receive) -> Response | None:
         headers = dict(scope.get("headers", ()))
@@ -71,37 +88,21 @@ class RequestLimits:
             return error_response(401, "unauthorized", UNAUTHORIZED, {"WWW-Authenticate": "Bearer"})
         return None
 
-    def _counted(self, receive: Receive) -> Receive:
+    async def _read_body(self, receive: Receive) -> bytes | None:
+        """The whole body (at most ``max_body`` bytes: the API takes small documents), or None past it."""
+        chunks: list[bytes] = []
         seen = 0
-
-        async def counted() -> Message:
-            nonlocal seen
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_body:
-                    raise _TooLarge
-            return message
-
-        return counted
-
-    async def _run(self, scope: Scope, receive: Receive, send: Send) -> None:
-        started = False
-
-        async def tracked(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, receive, tracked)
-        except _TooLarge:
-            if started:
-                raise
-            response = error_response(
-                413, "too_large", f"a request body may be at most {self.max_body} bytes"
-            )
-            await response(scope, receive, send)
+            if message["type"] != "http.request":
+                return b"".join(chunks)  # the client went away; the app hears it from the replay
+            chunk = message.get("body", b"")
+            seen += len(chunk)
+            if seen > self.max_body:
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
 
     async def _stream(self, scope: Scope, receive: Receive, send: Send) -> None:
         client = scope.get("client")
@@ -117,7 +118,7 @@ class RequestLimits:
             return
         self._open[host] += 1
         try:
-            await self._run(scope, receive, send)
+            await self.app(scope, receive, send)
         finally:
             self._open[host] -= 1
             if not self._open[host]:

@@ -125,8 +125,8 @@ def _fts_query(conn: Connection, q: str, catalog: tuple[object, ...]) -> str:
     FTS5 reads a prefix's matches all at once, but several whole words one page at a time."""
     parts = []
     for word, prefix in _search_terms(q):
-        if prefix:
-            start = _fold(word)
+        start = _fold(word) if prefix else ""
+        if start:  # a word that folds to nothing (a lone combining mark) takes no index shortcut
             stop = start[:-1] + chr(ord(start[-1]) + 1)
             words = _prefix_words(conn, start, stop, catalog)
             if 0 < len(words) <= PREFIX_WORDS and all(_WORD.fullmatch(w) for w in words):
