@@ -68,9 +68,10 @@ def generate(db: Path, count: int, seed: int = 7) -> None:
     con.execute("PRAGMA synchronous=OFF")
     # The server probes every source when it starts: only loopback and folders of this run, never a LAN
     # address. "nas19" is a folder here (online); "nas25" an SMB share on a closed loopback port (offline).
-    online_root = db.parent / "nas19"
+    # Beside the data dir, never in it: a source may not hold mediamesh's own data (MEDIAMESH_LOCAL_ROOTS).
+    online_root = db.parent.with_name(db.parent.name + "-nas19")
     online_root.mkdir(exist_ok=True)
-    local_root = db.parent / "local"
+    local_root = db.parent.with_name(db.parent.name + "-local")
     local_root.mkdir(exist_ok=True)
     sources = [(1, "nas19", "local", str(online_root), "online"),
                (2, "nas25", "smb", "smb://media@127.0.0.1:9/photo", "offline"),
@@ -145,7 +146,8 @@ def prepare(data_dir: Path, count: int, scope: str, templates: tuple[str, ...] =
 def start_server(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
     """``mediamesh serve`` on 127.0.0.1 over this data dir (one uvicorn worker, no health probes)."""
     env = {**os.environ, "MEDIAMESH_DATA_DIR": str(data_dir), "MEDIAMESH_HOST": "127.0.0.1",
-           "MEDIAMESH_PORT": str(port), "MEDIAMESH_HEALTH_INTERVAL": "3600"}  # fmt: skip
+           "MEDIAMESH_PORT": str(port), "MEDIAMESH_HEALTH_INTERVAL": "3600",
+           "MEDIAMESH_LOCAL_ROOTS": str(data_dir.parent)}  # fmt: skip
     return subprocess.Popen(
         [sys.executable, "-m", "mediamesh", "serve"],
         env=env,

@@ -104,7 +104,8 @@ def warm(paths: list[Path]) -> None:
 
 
 def scan(data: Path, name: str, root: Path | None = None) -> tuple[Run, dict[str, Any]]:
-    env = {**os.environ, "MEDIAMESH_DATA_DIR": str(data), "MEDIAMESH_SETTLE_SECONDS": "0"}
+    env = {**os.environ, "MEDIAMESH_DATA_DIR": str(data), "MEDIAMESH_SETTLE_SECONDS": "0",
+           "MEDIAMESH_LOCAL_ROOTS": str(data.parent)}  # fmt: skip
     if root is not None:
         subprocess.run(
             [*MEDIAMESH, "source", "add", name, str(root)], env=env, check=True, capture_output=True

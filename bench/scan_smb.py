@@ -155,7 +155,8 @@ def main() -> None:
         backend.close()
 
         data = work / "data"
-        environ = {**os.environ, "MEDIAMESH_DATA_DIR": str(data), "MEDIAMESH_SETTLE_SECONDS": "0"}
+        environ = {**os.environ, "MEDIAMESH_DATA_DIR": str(data), "MEDIAMESH_SETTLE_SECONDS": "0",
+                   "MEDIAMESH_LOCAL_ROOTS": str(work)}  # fmt: skip
         cli = [sys.executable, "-m", "mediamesh"]
         subprocess.run(
             [*cli, "source", "add", "nas", server.url("small"), "--password-stdin"],
