@@ -17,6 +17,7 @@ from collections import Counter
 
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mediamesh.api.errors import error_response
@@ -27,6 +28,11 @@ MAX_BODY = 1 << 20
 #: Content answers (a player seeking opens a few at once) one client address may have in flight.
 STREAMS_PER_CLIENT = 16
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def _routed(scope: Scope) -> bool:
+    """Some route of the app takes this method at this path."""
+    return any(route.matches(scope)[0] is Match.FULL for route in scope["app"].router.routes)
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:
@@ -78,8 +84,8 @@ class RequestLimits:
         length = headers.get(b"content-length", b"").decode("latin-1").strip()
         if length and (not length.isdigit() or int(length) > self.max_body):
             return error_response(413, "too_large", f"a request body may be at most {self.max_body} bytes")
-        if not scope["path"].startswith("/api/"):
-            return None
+        if not scope["path"].startswith("/api/") or not _routed(scope):
+            return None  # no route takes this method here: the app answers 404/405 without the body
         request = Request(scope, receive)
         auth = request.headers.get("authorization", "")
         scheme, _, value = auth.partition(" ")
