@@ -25,6 +25,7 @@ from cryptography.fernet import Fernet, InvalidToken
 
 from mediamesh.config import Settings
 from mediamesh.errors import ConfigurationError
+from mediamesh.privatefs import create_private
 
 KEY_FILE = "secret.key"
 SIGNING_KEY_FILE = "signing.key"
@@ -96,10 +97,6 @@ def _key_file(path: Path, new_key: Callable[[], str]) -> bytes:
         pass
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     key = new_key().encode()
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    except FileExistsError:  # another process made it first
+    if not create_private(path, key):  # another process made it first
         return _read_key(path)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(key)
     return key

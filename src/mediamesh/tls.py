@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from mediamesh.privatefs import write_private
 
 VALID_DAYS = 825
 FOLDER = "tls"
@@ -45,13 +46,6 @@ def _valid(cert_path: Path) -> bool:
     except (OSError, ValueError):
         return False
     return cert.not_valid_after_utc > dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    path.unlink(missing_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
 
 
 def self_signed(data_dir: Path) -> Certificate:
@@ -84,13 +78,13 @@ def self_signed(data_dir: Path) -> Certificate:
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
-    _write_private(
+    write_private(
         key_path,
         key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         ),
     )
-    _write_private(cert_path, cert.public_bytes(serialization.Encoding.PEM))
+    write_private(cert_path, cert.public_bytes(serialization.Encoding.PEM))
     return Certificate(cert_path, key_path, fingerprint_of(cert_path), True)
 
 

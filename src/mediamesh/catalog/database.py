@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,6 +13,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 
 from mediamesh.errors import ConfigurationError
+from mediamesh.privatefs import create_private
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 #: The newest revision in migrations/versions (a test checks they agree). Comparing it with the catalog's
@@ -32,16 +32,6 @@ _SQLITE_PRAGMAS = (
 
 
 _instances = itertools.count(1)
-
-
-def _create_private(path: Path) -> None:
-    """Create an empty catalog file readable by its owner only (0600), so that SQLite, which gives its
-    -wal and -shm files the same mode, never makes them readable by others either."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    except FileExistsError:
-        return
-    os.close(fd)
 
 
 class Catalog:
@@ -64,7 +54,8 @@ class Catalog:
         if self.url.database and self.url.database != ":memory:":
             path = Path(self.url.database)
             path.parent.mkdir(parents=True, exist_ok=True)
-            _create_private(path)
+            # Empty and 0600 before SQLite opens it: SQLite gives its -wal and -shm files the same mode.
+            create_private(path)
         engine = create_engine(
             self.url, connect_args={"check_same_thread": False, "timeout": 60}, pool_size=8, max_overflow=8
         )

@@ -45,10 +45,6 @@ class Location:
     mtime_ns: int
 
 
-def _glob(pattern: str) -> Glob:
-    return Glob(pattern)
-
-
 def _timestamp(value: Any, field: str) -> str:
     if not isinstance(value, str):
         raise InvalidInput(f"{field} must be a date or time in ISO 8601 (2024-06-01 or 2024-06-01T12:00:00Z)")
@@ -79,7 +75,7 @@ def normalise_rule(raw: Mapping[str, Any], source_id: SourceLookup) -> dict[str,
             raise InvalidInput("path must be a glob such as Projects/Wedding-2024/**")
         if PLACEHOLDER in raw["path"]:
             raise InvalidInput("{project} belongs in a template (/api/v1/project-templates), not in a rule")
-        _glob(raw["path"])
+        Glob(raw["path"])
         spec["path"] = raw["path"]
     if raw.get("sources"):
         spec["sources"] = sorted({source_id(s) for s in _strings(raw["sources"], "sources")})
@@ -112,7 +108,7 @@ class CompiledRule:
     """A stored rule, ready to test locations."""
 
     def __init__(self, spec: Mapping[str, Any]) -> None:
-        self.path = _glob(spec["path"]) if spec.get("path") else None
+        self.path = Glob(spec["path"]) if spec.get("path") else None
         self.sources = frozenset(spec.get("sources", ()))
         self.kinds = frozenset(spec.get("kinds", ()))
         self.extensions = frozenset(spec.get("extensions", ()))

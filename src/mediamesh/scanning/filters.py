@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cached_property
 
-from mediamesh.scanning.globs import Glob, any_match, compile_globs
+from mediamesh.scanning.globs import GlobSet
 
 VIDEO = {
     "mp4",
@@ -157,7 +157,7 @@ def kind_of(name: str) -> str | None:
 
 def validate_globs(patterns: Iterable[str]) -> list[str]:
     patterns = list(patterns)
-    compile_globs(patterns)
+    GlobSet(patterns)
     return patterns
 
 
@@ -167,17 +167,17 @@ class PathFilter:
     exclude: tuple[str, ...] = ()
 
     @cached_property
-    def _include(self) -> tuple[Glob, ...]:
-        return compile_globs(self.include)
+    def _include(self) -> Callable[[str], object] | None:
+        return GlobSet(self.include).matcher()
 
     @cached_property
-    def _exclude(self) -> tuple[Glob, ...]:
-        return compile_globs(self.exclude)
+    def _exclude(self) -> Callable[[str], object] | None:
+        return GlobSet(self.exclude).matcher()
 
     @cached_property
-    def _exclude_dirs(self) -> tuple[Glob, ...]:
+    def _exclude_dirs(self) -> Callable[[str], object] | None:
         # "Proxies/**" excludes the folder "Proxies" itself: prune it instead of walking it.
-        return compile_globs(p[:-3] for p in self.exclude if p.endswith("/**") and len(p) > 3)
+        return GlobSet(p[:-3] for p in self.exclude if p.endswith("/**") and len(p) > 3).matcher()
 
     @staticmethod
     def _housekeeping(name: str) -> bool:
@@ -186,15 +186,15 @@ class PathFilter:
     def skip_dir(self, relpath: str, name: str) -> bool:
         if self._housekeeping(name):
             return True
-        return any_match(self._exclude, relpath) or any_match(self._exclude_dirs, relpath)
+        return any(m is not None and m(relpath) for m in (self._exclude, self._exclude_dirs))
 
     def kind_for(self, relpath: str, name: str) -> str | None:
         """The kind to index a file as, or None to leave it out."""
         if self._housekeeping(name):
             return None
-        if self._exclude and any_match(self._exclude, relpath):
+        if self._exclude is not None and self._exclude(relpath):
             return None
         kind = kind_of(name)
-        if self._include:
-            return (kind or "other") if any_match(self._include, relpath) else None
+        if self._include is not None:
+            return (kind or "other") if self._include(relpath) else None
         return kind

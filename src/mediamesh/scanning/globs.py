@@ -18,7 +18,7 @@ Limits keep every glob small: :data:`MAX_LENGTH` characters and :data:`MAX_WILDC
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from mediamesh.errors import InvalidInput
@@ -120,6 +120,12 @@ class _Plan:
     segments: tuple[str, ...]  # "**" or a segment glob
     tail: bool  # ends in "/**": one or more further segments, anything in them
 
+    @property
+    def globstars(self) -> int:
+        """The ``**`` that a regular expression would backtrack over (a last one takes what is left)."""
+        inner = self.segments[:-1] if self.segments[-1] == "**" else self.segments
+        return sum(seg == "**" for seg in inner)
+
 
 def _plan(pattern: str) -> _Plan:
     if not isinstance(pattern, str) or not pattern or "\x00" in pattern:
@@ -160,17 +166,19 @@ def _as_regex(plan: _Plan, pattern: str) -> str:
 class Glob:
     """One compiled glob: :meth:`match` a ``/``-separated relative path (case-insensitively)."""
 
-    __slots__ = ("_automaton", "_regex", "pattern")
+    __slots__ = ("_automaton", "_regex", "pattern", "source")
 
     def __init__(self, pattern: str) -> None:
         self.pattern = pattern
         plan = _plan(pattern)
-        inner = plan.segments[:-1] if plan.segments[-1] == "**" else plan.segments
         self._regex: re.Pattern[str] | None = None
         self._automaton: tuple[tuple[re.Pattern[str] | None, ...], bool] | None = None
+        #: The expression itself when one is used (a GlobSet joins several into one).
+        self.source: str | None = None
         try:
-            if sum(seg == "**" for seg in inner) <= 1:
-                self._regex = re.compile(_as_regex(plan, pattern) + r"\Z", _FLAGS)
+            if plan.globstars <= 1:
+                self.source = _as_regex(plan, pattern)
+                self._regex = re.compile(self.source + r"\Z", _FLAGS)
             else:
                 steps = tuple(
                     None if seg == "**" else re.compile(_segment_regex(seg, pattern) + r"\Z", _FLAGS)
@@ -224,12 +232,33 @@ def _run(steps: tuple[re.Pattern[str] | None, ...], tail: bool, names: list[str]
     return not tail and end in states
 
 
-def compile_globs(patterns: Iterable[str]) -> tuple[Glob, ...]:
-    return tuple(Glob(p) for p in patterns)
+class GlobSet:
+    """Several globs, matched as one: the ones that are a regular expression are joined into a single
+    alternation (one pass of the engine per path, as a scan's include/exclude needs; each alternative is
+    linear, so their union is too), the automata are run after it."""
 
+    __slots__ = ("_automata", "_joined", "patterns")
 
-def any_match(globs: tuple[Glob, ...], path: str) -> bool:
-    return any(g.match(path) for g in globs)
+    def __init__(self, patterns: Iterable[str]) -> None:
+        globs = [Glob(p) for p in patterns]
+        self.patterns = tuple(g.pattern for g in globs)
+        sources = [g.source for g in globs if g.source is not None]
+        self._joined = re.compile("(?:" + "|".join(sources) + r")\Z", _FLAGS) if sources else None
+        self._automata = tuple(g for g in globs if g.source is None)
+
+    def match(self, path: str) -> bool:
+        if self._joined is not None and self._joined.match(path) is not None:
+            return True
+        return any(g.match(path) for g in self._automata)
+
+    def matcher(self) -> Callable[[str], object] | None:
+        """The fastest callable that answers "does a glob match this path" (truthy or not), or None when
+        there is no glob: a scan asks this of every name, so the plain case is the engine's own method."""
+        if not self.patterns:
+            return None
+        if not self._automata and self._joined is not None:
+            return self._joined.match
+        return self.match
 
 
 def template_regex(before: str, after: str) -> re.Pattern[str]:
@@ -237,8 +266,7 @@ def template_regex(before: str, after: str) -> re.Pattern[str]:
     at most one ``**`` before its end, so that its one regular expression stays linear."""
     pattern = before + CAPTURE + after
     plan = _plan(pattern)
-    inner = plan.segments[:-1] if plan.segments[-1] == "**" else plan.segments
-    if sum(seg == "**" for seg in inner) > 1:
+    if plan.globstars > 1:
         raise InvalidInput("a template may have at most one '**' before its end")
     if sum(CAPTURE in seg for seg in plan.segments) != 1:
         raise InvalidInput("{project} must stand inside one folder name, as in Projects/{project}/**")

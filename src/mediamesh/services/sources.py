@@ -384,8 +384,9 @@ def update_source(
     if password is not None:
         if row.kind not in WITH_PASSWORD:
             raise InvalidInput(f"{row.kind} sources take no password")
-        secret: dict[str, Any] | None = {**(secret_of(ctx, row) or {}), "password": password}
-        values["secret"] = SecretBox.from_settings(ctx.settings).seal(secret or {})
+        new_secret = {**(secret_of(ctx, row) or {}), "password": password}
+        values["secret"] = SecretBox.from_settings(ctx.settings).seal(new_secret)
+        secret: dict[str, Any] | None = new_secret
     else:
         secret = _stored_secret_for(ctx, row, kind, display)
     if location is not None or password is not None:

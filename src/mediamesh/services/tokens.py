@@ -9,7 +9,6 @@ disk is one more thing to steal.
 from __future__ import annotations
 
 import hashlib
-import os
 import secrets
 from typing import Any
 
@@ -19,6 +18,7 @@ from mediamesh.catalog.schema import tokens
 from mediamesh.catalog.times import aware, iso, now_utc
 from mediamesh.context import Context
 from mediamesh.errors import InvalidInput, NotFound
+from mediamesh.privatefs import write_private
 
 SCOPES = ("read", "write", "admin")
 PREFIX = "mm_"
@@ -123,8 +123,5 @@ def ensure_admin_token(ctx: Context) -> str | None:
             return None
     _, value = create_token(ctx, FIRST_START_NAME, "admin")
     path = ctx.settings.data_dir / ADMIN_TOKEN_FILE
-    path.unlink(missing_ok=True)  # a left-over (or a link planted there) is replaced, never written through
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(value + "\n")
+    write_private(path, (value + "\n").encode())  # a left-over or a planted link is replaced, not followed
     return value
