@@ -136,6 +136,21 @@ def test_the_linear_matcher_agrees_with_brute_force(segs: list[str], names: list
     assert glob.match(path) == _reference(pattern, path), (pattern, path)
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.one_of(_SEG, st.just("**")), min_size=1, max_size=4), min_size=1, max_size=4))
+def test_a_set_of_globs_matches_as_its_members_do(sets: list[list[str]]) -> None:
+    from mediamesh.scanning.globs import GlobSet
+
+    try:
+        globs = [Glob("/".join(segs)) for segs in sets]
+    except InvalidInput:
+        return
+    matcher = GlobSet(g.pattern for g in globs).matcher()
+    assert matcher is not None
+    for path in ("a", "a/b", "a.b/ab/b", "b/a/a.a", "ab/ab/ab/ab"):
+        assert bool(matcher(path)) == any(g.match(path) for g in globs), path
+
+
 # -- 5: bodies --------------------------------------------------------------------------------------------
 def test_a_large_body_is_refused_before_it_is_read(api: tuple[TestClient, Context]) -> None:
     client, ctx = api
@@ -195,6 +210,37 @@ def test_no_body_is_read_without_a_token(api: tuple[TestClient, Context]) -> Non
         app.state.failed_logins = type("NoDelay", (), {"delay": lambda self, host: 0.0})()
         anyio.run(app, scope, receive, send)
         assert sent[0]["status"] == 401 and asked == []
+
+
+def test_a_content_length_of_non_ascii_digits_is_413_not_500(api: tuple[TestClient, Context]) -> None:
+    import anyio
+
+    client, _ = api
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.4"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/api/v1/sources",
+        "raw_path": b"/api/v1/sources",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"127.0.0.1"), (b"content-length", "²".encode("latin-1"))],
+        "client": ("127.0.0.1", 40000),
+        "server": ("127.0.0.1", 8470),
+        "app": client.app,
+    }
+    anyio.run(client.app, scope, receive, send)  # type: ignore[arg-type]
+    assert sent[0]["status"] == 413
 
 
 # -- 6: links ---------------------------------------------------------------------------------------------

@@ -136,6 +136,40 @@ def test_fast_reads_require_signing_like_smbprotocol(samba: SambaServer, share: 
         with backend.open("big.bin") as fh:
             assert type(fh).__name__ == "_FastSmbFile"
             assert len(fh.read(1 << 20)) == 1 << 20
-        assert smb_fast._initialised
+        assert smb_fast._home is not None
     finally:
         backend.close()
+
+
+def test_libsmbclient_really_reads_our_client_settings(samba: SambaServer, share: Path) -> None:
+    """In a process of its own (libsmbclient loads settings once per process): with settings that allow
+    only a protocol no server speaks, a fast read fails; so the settings libsmbclient uses are ours."""
+    import subprocess
+    import sys
+
+    from mediamesh.backends import smb_fast
+
+    if not smb_fast.AVAILABLE:
+        pytest.skip("the smb-fast extra is not installed")
+    write(share / "f.bin", b"y" * 1000)
+    script = f"""
+from mediamesh.backends import smb_fast
+import sys
+if sys.argv[1] == "ancient":
+    smb_fast.CLIENT_CONF = "[global]\\nclient min protocol = LANMAN1\\nclient max protocol = LANMAN1\\n"
+reader = smb_fast.LibSmbReader("127.0.0.1", {samba.port}, "media", "mmtest", {PASSWORD!r}, 5)
+try:
+    print(len(reader.open("{share.name}/f.bin", 1000).read(1000)))
+except Exception as exc:
+    print("failed", exc)
+"""
+    results = {
+        mode: subprocess.run(
+            [sys.executable, "-c", script, mode], capture_output=True, text=True, check=False, timeout=60
+        )
+        .stdout.strip()
+        .splitlines()[-1]  # libsmbclient may print its own complaint first
+        for mode in ("ours", "ancient")
+    }
+    assert results["ours"] == "1000", results
+    assert results["ancient"].startswith("failed"), results

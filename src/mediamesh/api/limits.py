@@ -68,10 +68,7 @@ class RequestLimits:
                 return
             body = await self._read_body(receive)
             if body is None:
-                response = error_response(
-                    413, "too_large", f"a request body may be at most {self.max_body} bytes"
-                )
-                await response(scope, receive, send)
+                await self._too_large()(scope, receive, send)
                 return
             receive = _replay(body, receive)
         if path.endswith("/content") and path.startswith("/api/"):
@@ -82,8 +79,8 @@ class RequestLimits:
     async def _refuse_body(self, scope: Scope, receive: Receive) -> Response | None:
         headers = dict(scope.get("headers", ()))
         length = headers.get(b"content-length", b"").decode("latin-1").strip()
-        if length and (not length.isdigit() or int(length) > self.max_body):
-            return error_response(413, "too_large", f"a request body may be at most {self.max_body} bytes")
+        if length and (not (length.isascii() and length.isdigit()) or int(length) > self.max_body):
+            return self._too_large()
         if not scope["path"].startswith("/api/") or not _routed(scope):
             return None  # no route takes this method here: the app answers 404/405 without the body
         request = Request(scope, receive)
@@ -93,6 +90,9 @@ class RequestLimits:
         if await authenticate(request, bearer, csrf=False) is None:
             return error_response(401, "unauthorized", UNAUTHORIZED, {"WWW-Authenticate": "Bearer"})
         return None
+
+    def _too_large(self) -> Response:
+        return error_response(413, "too_large", f"a request body may be at most {self.max_body} bytes")
 
     async def _read_body(self, receive: Receive) -> bytes | None:
         """The whole body (at most ``max_body`` bytes: the API takes small documents), or None past it."""

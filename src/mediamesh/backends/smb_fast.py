@@ -29,39 +29,41 @@ except ImportError:  # the smb-fast extra is not installed
 
 AVAILABLE = smbc is not None
 
-#: libsmbclient reads its settings once per process from ``$HOME/.smb/smb.conf`` (else the system's
-#: smb.conf). These are ours, so that its connections hold to what smbprotocol's do: signed, SMB2 or newer.
+#: Our client settings, so that libsmbclient's connections hold to what smbprotocol's do: signed, SMB2 or
+#: newer. libsmbclient takes no configuration file as an argument: it reads ``$HOME/.smb/smb.conf`` (else the
+#: system's smb.conf) each time a context is set up (checked: a setting there changes what the next
+#: context does, and does nothing once HOME is back). So every context is made with HOME pointing, for that
+#: moment, at a private folder holding this file.
 CLIENT_CONF = """[global]
 client signing = required
 client ipc signing = required
 client min protocol = SMB2_02
 """
-_init_lock = threading.Lock()
-_initialised = False
+_context_lock = threading.Lock()
+_home: str | None = None  # the private folder with .smb/smb.conf, made once per process
 
 
-def _init_library() -> None:
-    """Load our client settings into libsmbclient before its first context (it loads them only then)."""
-    global _initialised  # noqa: PLW0603 - libsmbclient's own state is per process; this mirrors it
-    with _init_lock:
-        if _initialised:
-            return
-        home = tempfile.mkdtemp(prefix="mediamesh-smbc-")
-        conf = os.path.join(home, ".smb", "smb.conf")
-        os.makedirs(os.path.dirname(conf), mode=0o700)
-        with open(conf, "w") as fh:
-            fh.write(CLIENT_CONF)
+def _new_context(auth: Any) -> Any:
+    """A libsmbclient context set up from CLIENT_CONF (see above). HOME changes only for the instant the
+    context is made, under a lock; contexts are made once per thread and reader."""
+    global _home  # noqa: PLW0603 - one private folder per process, as libsmbclient's own state is
+    assert smbc is not None
+    with _context_lock:
+        if _home is None:
+            home = tempfile.mkdtemp(prefix="mediamesh-smbc-")
+            os.makedirs(os.path.join(home, ".smb"), mode=0o700)
+            with open(os.path.join(home, ".smb", "smb.conf"), "w") as fh:
+                fh.write(CLIENT_CONF)
+            _home = home
         before = os.environ.get("HOME")
-        os.environ["HOME"] = home
+        os.environ["HOME"] = _home
         try:
-            assert smbc is not None
-            smbc.Context()  # libsmbclient's one-time set-up runs here, reading $HOME/.smb/smb.conf
+            return smbc.Context(auth_fn=auth)
         finally:
             if before is None:
                 os.environ.pop("HOME", None)
             else:
                 os.environ["HOME"] = before
-        _initialised = True
 
 
 def _translate(exc: BaseException, path: str) -> BackendError:
@@ -90,9 +92,7 @@ class LibSmbReader:
     def _context(self) -> Any:
         ctx = getattr(self._local, "ctx", None)
         if ctx is None:
-            assert smbc is not None
-            _init_library()
-            ctx = smbc.Context(auth_fn=lambda *_: ("WORKGROUP", self._username, self._password))
+            ctx = _new_context(lambda *_: ("WORKGROUP", self._username, self._password))
             ctx.timeout = self._timeout_ms
             ctx.optionNoAutoAnonymousLogin = True
             self._local.ctx = ctx
