@@ -265,6 +265,24 @@ def test_a_link_ends_with_its_token_and_is_short_by_default(api: tuple[TestClien
     assert client.get(made["url"]).status_code == 401
 
 
+def test_no_cache_key_works_as_a_bearer_token(api: tuple[TestClient, Context]) -> None:
+    """The token cache also holds tokens by id (for signed links) and by session: none of its keys may
+    be sent as a bearer value to be taken for the token behind it."""
+    client, ctx = api
+    meta, value = token_svc.create_token(ctx, "admin player", "admin")
+    headers = {"Authorization": f"Bearer {value}"}
+    media_id = client.get("/api/v1/media", headers=headers).json()["data"][0]["id"]
+    url = client.post(f"/api/v1/media/{media_id}/link", headers=headers).json()["url"]
+    assert client.get(url).status_code == 200  # caches the token under its id
+    client.post("/sign-in", data={"token": value})
+    assert client.get("/api/v1/sources").status_code == 200  # caches the session
+    cookie = client.cookies["mm_session"]
+    client.cookies.clear()
+    for forged in (f"token-id:{meta['id']}", f"session:{cookie}"):
+        response = client.get("/api/v1/tokens", headers={"Authorization": f"Bearer {forged}"})
+        assert response.status_code == 401, forged
+
+
 def test_signatures_stay_out_of_the_access_log() -> None:
     record = logging.LogRecord(
         "uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',

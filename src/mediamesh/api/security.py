@@ -11,7 +11,7 @@ import threading
 import time
 from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import anyio
 from fastapi import Depends, HTTPException, Query, Request
@@ -115,6 +115,9 @@ def _with_hsts(send: Send) -> Send:
 HSTS = b"max-age=31536000"
 
 
+Kind = Literal["bearer", "session", "token-id"]
+
+
 class TokenCache:
     """Tokens verified in the last few seconds, so that a busy client costs no catalog read per request.
 
@@ -125,19 +128,22 @@ class TokenCache:
     TTL = 5.0
 
     def __init__(self) -> None:
-        # A bearer value, or "session:" + a session cookie -> (when verified, the token, the session).
-        self._entries: dict[str, tuple[float, dict[str, Any], session.Session | None]] = {}
+        # (what the key is, the key) -> (when verified, the token, the session). Keys are looked up in
+        # their own kind only: a bearer value can never be taken for a token id or a session cookie.
+        self._entries: dict[tuple[Kind, str], tuple[float, dict[str, Any], session.Session | None]] = {}
 
-    def get(self, key: str) -> tuple[dict[str, Any], session.Session | None] | None:
-        hit = self._entries.get(key)
+    def get(self, kind: Kind, key: str) -> tuple[dict[str, Any], session.Session | None] | None:
+        hit = self._entries.get((kind, key))
         if hit is None or time.monotonic() - hit[0] > self.TTL:
             return None
         return hit[1], hit[2]
 
-    def put(self, key: str, token: dict[str, Any], current: session.Session | None = None) -> None:
+    def put(
+        self, kind: Kind, key: str, token: dict[str, Any], current: session.Session | None = None
+    ) -> None:
         if len(self._entries) > 10_000:
             self._entries.clear()
-        self._entries[key] = (time.monotonic(), token, current)
+        self._entries[(kind, key)] = (time.monotonic(), token, current)
 
     def forget(self, token_id: int) -> None:
         for key, (_, token, _) in list(self._entries.items()):
@@ -180,13 +186,12 @@ async def browser_session(request: Request) -> tuple[session.Session, dict[str, 
     if not value:
         return None
     cache: TokenCache = request.app.state.token_cache
-    key = "session:" + value
-    hit = cache.get(key)
+    hit = cache.get("session", value)
     if hit is not None and hit[1] is not None:
         return hit[1], hit[0]
     found = await anyio.to_thread.run_sync(session.session_token, request.app.state.ctx, value)
     if found is not None:
-        cache.put(key, found[1], found[0])
+        cache.put("session", value, found[1], found[0])
     return found
 
 
@@ -210,12 +215,12 @@ async def authenticate(request: Request, credentials: str | None, csrf: bool = T
     if credentials is not None:
         ctx: Context = request.app.state.ctx
         cache: TokenCache = request.app.state.token_cache
-        hit = cache.get(credentials)
-        token = hit[0] if hit is not None and hit[1] is None else None  # never a session's entry
+        hit = cache.get("bearer", credentials)
+        token = hit[0] if hit is not None else None
         if token is None:
             token = await anyio.to_thread.run_sync(token_svc.verify, ctx, credentials)
             if token is not None:
-                cache.put(credentials, token)
+                cache.put("bearer", credentials, token)
             else:  # a wrong token (guessing), not a forgotten header
                 await slow_down(request)
         return token
@@ -277,13 +282,12 @@ async def read_or_signed_link(
 async def _token_by_id(request: Request, token_id: int) -> dict[str, Any] | None:
     """A token that still works, by id (cached like bearer tokens; a revocation here drops it at once)."""
     cache: TokenCache = request.app.state.token_cache
-    key = f"token-id:{token_id}"
-    hit = cache.get(key)
+    hit = cache.get("token-id", str(token_id))
     if hit is not None:
         return hit[0]
     token = await anyio.to_thread.run_sync(token_svc.by_id, request.app.state.ctx, token_id)
     if token is not None:
-        cache.put(key, token)
+        cache.put("token-id", str(token_id), token)
     return token
 
 
