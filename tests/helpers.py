@@ -47,3 +47,14 @@ class FaultyBackend(Backend):
 
     def local_path(self, path: str) -> str | None:
         return self.inner.local_path(path)
+
+
+def scan_and_enrich(ctx: Context, name: str, **kwargs: Any) -> dict[str, Any]:
+    """Both phases of ``mediamesh scan`` in this thread: the index, then enrichment (as ``metadata``)."""
+    from mediamesh.services import scans as scan_svc
+    from mediamesh.services import sources as source_svc
+
+    summary = scan_svc.run_scan(ctx, name, **kwargs)
+    source_id = source_svc.show_source(ctx, name)["id"]
+    summary["metadata"] = scan_svc.run_enrichment(ctx, source_id)
+    return summary

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from mediamesh.api.app import create_app
+from mediamesh.server import create_app
 from mediamesh.services import tokens as token_svc
 from tests.conftest import make_settings, write
 
@@ -44,6 +44,7 @@ def every_operation() -> list[tuple[str, str]]:
         "scan_id": "1",
         "token_id": "1",
         "template_id": "1",
+        "job_id": "1",
     }
     operations = []
     for template, methods in spec["paths"].items():

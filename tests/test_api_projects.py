@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from mediamesh.api.app import create_app
+from mediamesh.server import create_app
 from mediamesh.services import tokens as token_svc
 from tests.conftest import b3sum, make_settings, write
 from tests.servers.samba import PASSWORD, SambaServer

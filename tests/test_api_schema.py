@@ -19,7 +19,7 @@ from schemathesis.checks import CheckFunction
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from mediamesh.api.app import create_app
+from mediamesh.server import create_app
 from mediamesh.services import tokens as token_svc
 from tests.conftest import make_settings
 

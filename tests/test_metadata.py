@@ -14,15 +14,15 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image, ImageStat
 
-from mediamesh.api.app import create_app
 from mediamesh.context import Context
 from mediamesh.metadata import thumbnails
+from mediamesh.server import create_app
 from mediamesh.services import media as media_svc
 from mediamesh.services import sources as source_svc
 from mediamesh.services import tokens as token_svc
-from mediamesh.services.scans import run_scan
 from tests import media_factory as make
 from tests.conftest import b3sum, make_settings, write
+from tests.helpers import scan_and_enrich
 from tests.servers.samba import PASSWORD, SambaServer
 
 
@@ -91,7 +91,7 @@ def check_thumbnails(ctx: Context, files: dict[str, Path]) -> None:
 def test_metadata_and_thumbnails_on_a_local_source(ctx: Context, tmp_path: Path) -> None:
     files = library_of_media(tmp_path / "lib")
     source_svc.add_source(ctx, "lib", str(tmp_path / "lib"))
-    summary = run_scan(ctx, "lib")
+    summary = scan_and_enrich(ctx, "lib")
     assert summary["metadata"]["probed"] == 6 and summary["metadata"]["errors"] == 1
     assert summary["metadata"]["thumbnails"] == 6  # two sizes of the video, the photo, the disguised JPEG
     check_values(ctx, files)
@@ -99,7 +99,7 @@ def test_metadata_and_thumbnails_on_a_local_source(ctx: Context, tmp_path: Path)
     # A second copy elsewhere is one media item, probed once.
     write(tmp_path / "other" / "copy.jpg", files["photo"].read_bytes())
     source_svc.add_source(ctx, "other", str(tmp_path / "other"))
-    assert run_scan(ctx, "other")["metadata"]["probed"] == 0
+    assert scan_and_enrich(ctx, "other")["metadata"]["probed"] == 0
     found = media_svc.list_media(ctx, technical=media_svc.Technical(camera="eos", min_width=250))
     assert [m["id"] for m in found["data"]] == [b3sum(files["photo"])[files["photo"]]]
     videos = media_svc.list_media(ctx, technical=media_svc.Technical(codec="H264", min_duration=1.5))
@@ -115,7 +115,7 @@ def test_a_large_file_is_probed_with_a_few_megabytes(ctx: Context, tmp_path: Pat
     os.utime(big, (big.stat().st_mtime - 3600,) * 2)
     assert big.stat().st_size > 100_000_000
     source_svc.add_source(ctx, "lib", str(tmp_path / "lib"))
-    metadata = run_scan(ctx, "lib")["metadata"]
+    metadata = scan_and_enrich(ctx, "lib")["metadata"]
     assert 0 < metadata["max_bytes_large_file"] <= 4_000_000
     info = shown(ctx, big)
     assert (info["codec"], info["width"], info["height"]) == ("rawvideo", 640, 480)
@@ -130,7 +130,7 @@ def test_metadata_over_smb(samba: SambaServer, tmp_path: Path) -> None:
     ctx = Context(make_settings(tmp_path))
     try:
         source_svc.add_source(ctx, "nas", samba.url(share.name), password=PASSWORD)
-        summary = run_scan(ctx, "nas")
+        summary = scan_and_enrich(ctx, "nas")
         assert summary["metadata"]["probed"] == 7, summary["metadata"]
         assert 0 < summary["metadata"]["max_bytes_large_file"] <= 4_000_000
         check_values(ctx, files)
@@ -152,7 +152,7 @@ def test_thumbnails_over_http_made_on_first_request(client: TestClient, tmp_path
     ctx: Context = client.app.state.ctx  # type: ignore[attr-defined]
     files = library_of_media(tmp_path / "lib")
     source_svc.add_source(ctx, "lib", str(tmp_path / "lib"))
-    assert run_scan(ctx, "lib")["metadata"]["thumbnails"] == 0  # lazy: none in the scan
+    assert scan_and_enrich(ctx, "lib")["metadata"]["thumbnails"] == 0  # lazy: none in the scan
     photo_id = b3sum(files["photo"])[files["photo"]]
     url = f"/api/v1/media/{photo_id}/thumbnail"
     first = client.get(url, params={"size": "preview"})

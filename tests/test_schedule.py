@@ -15,9 +15,11 @@ from mediamesh.catalog.scans import begin_scan, finish_scan
 from mediamesh.catalog.times import now_utc
 from mediamesh.context import Context
 from mediamesh.errors import Conflict, InvalidInput
-from mediamesh.services import scan_runner
+from mediamesh.server import job_runner
+from mediamesh.services import scans as scan_svc
 from mediamesh.services import sources as source_svc
-from mediamesh.services.scan_runner import ScanRunner
+from mediamesh.services.jobs import JobRunner
+from mediamesh.services.scan_runner import ScanQueue
 from mediamesh.services.scans import get_scan, list_scans, run_scan
 from mediamesh.services.schedule import due_sources, parse_schedule, validate_schedule
 from mediamesh.services.scheduler import Scheduler
@@ -84,7 +86,7 @@ def test_due_sources(ctx: Context, library: Path, tmp_path: Path) -> None:
 def test_the_scheduler_scans_through_the_queue(ctx: Context, library: Path) -> None:
     write(library / "a.mp4", 100)
     source_svc.add_source(ctx, "lib", str(library), schedule="30m")
-    runner = ScanRunner(ctx)
+    runner, jobs = _queue(ctx)
     scheduler = Scheduler(ctx, runner, tick=0.05)
     scheduler.start()
     try:
@@ -95,9 +97,18 @@ def test_the_scheduler_scans_through_the_queue(ctx: Context, library: Path) -> N
         time.sleep(0.3)  # several more ticks: the next scan is due in 30 minutes, not now
     finally:
         scheduler.stop()
-        runner.stop()
+        jobs.stop()
     scans = list_scans(ctx, "lib")
     assert [(s["trigger"], s["status"], s["files_new"]) for s in scans] == [("schedule", "completed", 1)]
+
+
+def _queue(ctx: Context, limit: int = 2) -> tuple[ScanQueue, JobRunner]:
+    """The server's scan queue on a started job runner (polling fast: the tests wait for it)."""
+    ctx.settings.max_scans = limit
+    jobs = job_runner(ctx)
+    jobs.poll = 0.05
+    jobs.start()
+    return ScanQueue(ctx, jobs), jobs
 
 
 @pytest.fixture
@@ -117,19 +128,22 @@ def gated(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
         finish_scan(ctx.catalog, scan_id, "completed", {})
         return get_scan(ctx, scan_id)
 
-    monkeypatch.setattr(scan_runner, "run_scan", held_scan)
+    monkeypatch.setattr(scan_svc, "run_scan", held_scan)
     return gate
 
 
-def test_queue_limit_order_and_one_per_source(ctx: Context, tmp_path: Path, gated: threading.Event) -> None:
+def test_queue_limit_order_and_one_per_source(
+    ctx: Context, tmp_path: Path, gated: threading.Event, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for name in ("a", "b", "c"):
         (tmp_path / name).mkdir()
         source_svc.add_source(ctx, name, str(tmp_path / name))
-    runner = ScanRunner(ctx, limit=1)
+    monkeypatch.setattr("mediamesh.services.scan_runner.START_WAIT", 0.3)
+    runner, jobs = _queue(ctx, limit=1)
     try:
         first = runner.start("a")
         assert first["status"] == "running" and first["trigger"] == "api"
-        queued = runner.start("b", trigger="schedule")
+        queued = runner.start("b", trigger="schedule")  # waits START_WAIT for a slot: none frees up
         assert (queued["status"], queued["position"], queued["id"]) == ("queued", 1, None)
         assert runner.start("c")["position"] == 2
         for again in ("a", "b"):
@@ -144,12 +158,12 @@ def test_queue_limit_order_and_one_per_source(ctx: Context, tmp_path: Path, gate
             time.sleep(0.02)
         assert {s["source"]: s["trigger"] for s in list_scans(ctx)} == {"a": "api", "b": "schedule"}
     finally:
-        runner.stop()
+        jobs.stop()
 
 
 def test_cancel_a_running_scan(ctx: Context, library: Path, gated: threading.Event) -> None:
     source_svc.add_source(ctx, "lib", str(library))
-    runner = ScanRunner(ctx)
+    runner, jobs = _queue(ctx)
     try:
         scan = runner.start("lib")
         runner.cancel(scan["id"])
@@ -161,7 +175,7 @@ def test_cancel_a_running_scan(ctx: Context, library: Path, gated: threading.Eve
         with pytest.raises(Conflict, match="not running"):
             runner.cancel(scan["id"])
     finally:
-        runner.stop()
+        jobs.stop()
 
 
 def test_live_progress_fields(ctx: Context, library: Path) -> None:

@@ -16,12 +16,13 @@ import uvicorn
 from fastapi.testclient import TestClient
 
 from mediamesh.api import streaming
-from mediamesh.api.app import create_app
 from mediamesh.context import Context
+from mediamesh.server import create_app
 from mediamesh.services import tokens as token_svc
 from mediamesh.services.scans import run_scan
 from mediamesh.services.sources import add_source
 from tests.conftest import make_settings, write
+from tests.helpers import scan_and_enrich
 from tests.media_factory import h264_mp4
 
 LOCAL = ("127.0.0.1", 40000)
@@ -42,7 +43,7 @@ def served(tmp_path: Path) -> Iterator[tuple[TestClient, Context, dict[str, str]
     settings = make_settings(tmp_path, thumbnails="lazy")
     setup = Context(settings)
     add_source(setup, "disk", str(library), include=["*"])
-    assert run_scan(setup, "disk")["status"] == "completed"
+    assert scan_and_enrich(setup, "disk")["status"] == "completed"
     setup.close()
     app = create_app(settings)
     with TestClient(app, client=LOCAL) as client:

@@ -17,12 +17,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import update
 
-from mediamesh.api.app import create_app
 from mediamesh.api.logging import RedactSignatures
 from mediamesh.catalog.schema import sources
 from mediamesh.context import Context
 from mediamesh.errors import InvalidInput
 from mediamesh.scanning.globs import MAX_LENGTH, Glob
+from mediamesh.server import create_app
 from mediamesh.services import links
 from mediamesh.services import tokens as token_svc
 from mediamesh.services.scans import run_scan

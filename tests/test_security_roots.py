@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from mediamesh.api.app import create_app
 from mediamesh.config import Settings
 from mediamesh.context import Context
+from mediamesh.server import create_app
 from mediamesh.services import sources as source_svc
 from mediamesh.services import tokens as token_svc
 from mediamesh.services.scans import run_scan
@@ -162,7 +162,7 @@ def test_a_forged_session_needs_the_signing_key_not_the_credential_key(tmp_path:
     import hashlib
     import hmac
 
-    from mediamesh.ui import session
+    from mediamesh.web import session
 
     ctx = Context(make_settings(tmp_path))
     try:

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from mediamesh.api.app import create_app
 from mediamesh.context import Context
+from mediamesh.server import create_app
 from mediamesh.services import tokens as token_svc
 from tests.conftest import make_settings, write
 from tests.servers.samba import PASSWORD, SambaServer, free_port

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from mediamesh.api.app import create_app
 from mediamesh.context import Context
+from mediamesh.server import create_app
 from mediamesh.services import projects as project_svc
 from mediamesh.services import sources as source_svc
 from mediamesh.services import tokens as token_svc

@@ -1,17 +1,23 @@
-"""The application context: settings plus the opened catalog. Built by a factory, never a module global."""
+"""The application context: settings, the opened catalog and everything long-lived that hangs off it
+(live backends, query caches, the signer). Built by a factory, never a module global."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.engine import make_url
 
+from mediamesh.backends import open_backend
+from mediamesh.backends.base import Backend
+from mediamesh.backends.connections import Connections
 from mediamesh.backends.local import LocalRoots
 from mediamesh.catalog import Catalog
+from mediamesh.catalog.cache import QueryCaches
 from mediamesh.config import Settings
-from mediamesh.crypto import Signer
+from mediamesh.crypto import SecretBox, Signer
 
 
 @dataclass
@@ -22,6 +28,10 @@ class Context:
     local_roots: LocalRoots = field(init=False)
     #: Signs sessions, CSRF tokens and links (its own key, apart from the credential key).
     signer: Signer = field(init=False)
+    #: The live backend of every source in use, shared by probes, content, scans and whereis.
+    connections: Connections = field(init=False)
+    #: Caches of query results, valid while the catalog's write generation holds.
+    caches: QueryCaches = field(init=False)
 
     def __post_init__(self) -> None:
         make_data_dir(self.settings.data_dir)
@@ -29,8 +39,18 @@ class Context:
         self.catalog.migrate()
         self.local_roots = local_roots_of(self.settings)
         self.signer = Signer.from_settings(self.settings)
+        self.connections = Connections(self._backend_of)
+        self.caches = QueryCaches()
+
+    def secret_of(self, row: Any) -> dict[str, Any] | None:
+        """A stored source's credentials, decrypted only for the use at hand."""
+        return SecretBox.from_settings(self.settings).open(row.secret) if row.secret else None
+
+    def _backend_of(self, row: Any) -> Backend:
+        return open_backend(row.kind, row.location, self.secret_of(row), self.local_roots)
 
     def close(self) -> None:
+        self.connections.close()
         self.catalog.close()
 
 

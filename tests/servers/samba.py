@@ -76,7 +76,16 @@ class SambaServer:
 """)
         return conf
 
-    def start(self) -> SambaServer:
+    def set_password(self, password: str) -> None:
+        """Change the test user's password (new logons need it; sessions already made stay)."""
+        subprocess.run(
+            [shutil.which("smbpasswd") or "/usr/bin/smbpasswd", "-c", str(self._conf()), "-a", "-s", USER],
+            input=f"{password}\n{password}\n".encode(),
+            check=True,
+            capture_output=True,
+        )
+
+    def start(self, reset_password: bool = True) -> SambaServer:
         smbd = shutil.which("smbd") or "/usr/sbin/smbd"
         if not os.path.exists(smbd):
             raise RuntimeError("smbd is not installed: run 'make test', which installs samba")
@@ -84,12 +93,8 @@ class SambaServer:
         if subprocess.run(["id", USER], check=False, capture_output=True).returncode != 0:
             useradd = shutil.which("useradd") or "/usr/sbin/useradd"
             subprocess.run([useradd, "-M", "-s", "/usr/sbin/nologin", USER], check=True)
-        subprocess.run(
-            [shutil.which("smbpasswd") or "/usr/bin/smbpasswd", "-c", str(conf), "-a", "-s", USER],
-            input=f"{PASSWORD}\n{PASSWORD}\n".encode(),
-            check=True,
-            capture_output=True,
-        )
+        if reset_password:
+            self.set_password(PASSWORD)
         # Its own session: on shutdown smbd signals its whole process group, which must not be ours.
         self.proc = subprocess.Popen(
             [smbd, "--foreground", "--no-process-group", f"--configfile={conf}", "-d", "1"],

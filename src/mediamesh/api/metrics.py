@@ -14,11 +14,10 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mediamesh.catalog.schema import files, media, scans, sources
 from mediamesh.context import Context
+from mediamesh.services.stats import catalog_figures
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 HEALTH = ("online", "degraded", "offline", "unknown")
@@ -45,36 +44,28 @@ class CatalogCollector(Collector):
             "Start of the source's last scan",
             labels=["source", "status"],
         )
-        with self.ctx.catalog.read() as conn:
-            rows = conn.execute(select(sources)).all()
-            names = {r.id: r.name for r in rows}
-            for r in rows:
-                for status in HEALTH:
-                    health.add_metric([r.name, status], 1.0 if r.health_status == status else 0.0)
-                if r.health_latency_ms is not None:
-                    latency.add_metric([r.name], r.health_latency_ms)
-                if r.health_capacity_bytes is not None:
-                    capacity.add_metric([r.name], r.health_capacity_bytes)
-                if r.health_free_bytes is not None:
-                    free.add_metric([r.name], r.health_free_bytes)
-                enabled.add_metric([r.name], 1.0 if r.enabled else 0.0)
-            for source_id, state, n in conn.execute(
-                select(files.c.source_id, files.c.state, func.count()).group_by(
-                    files.c.source_id, files.c.state
-                )
-            ):
-                counts.add_metric([names.get(source_id, str(source_id)), state], n)
-            newest = select(func.max(scans.c.id)).group_by(scans.c.source_id).scalar_subquery()
-            for scan in conn.execute(
-                select(scans.c.source_id, scans.c.status, scans.c.started_at).where(scans.c.id.in_(newest))
-            ):
-                if scan.started_at is not None:
-                    last_scan.add_metric(
-                        [names.get(scan.source_id, str(scan.source_id)), scan.status],
-                        scan.started_at.timestamp(),
-                    )
-            media_count = conn.execute(select(func.count()).select_from(media)).scalar_one()
-        yield from (health, latency, capacity, free, enabled, counts, last_scan)
+        figures = catalog_figures(self.ctx)
+        for r in figures.sources:
+            for status in HEALTH:
+                health.add_metric([r.name, status], 1.0 if r.health_status == status else 0.0)
+            if r.health_latency_ms is not None:
+                latency.add_metric([r.name], r.health_latency_ms)
+            if r.health_capacity_bytes is not None:
+                capacity.add_metric([r.name], r.health_capacity_bytes)
+            if r.health_free_bytes is not None:
+                free.add_metric([r.name], r.health_free_bytes)
+            enabled.add_metric([r.name], 1.0 if r.enabled else 0.0)
+        for name, state, n in figures.files:
+            counts.add_metric([name, state], n)
+        for name, status, started in figures.last_scans:
+            last_scan.add_metric([name, status], started)
+        jobs = GaugeMetricFamily(
+            "mediamesh_jobs", "Unfinished jobs by kind and state", labels=["kind", "state"]
+        )
+        for kind, state, n in figures.jobs:
+            jobs.add_metric([kind, state], n)
+        media_count = figures.media
+        yield from (health, latency, capacity, free, enabled, counts, last_scan, jobs)
         yield GaugeMetricFamily("mediamesh_media", "Distinct media (content ids)", value=media_count)
         yield GaugeMetricFamily(
             "mediamesh_scans_running",

@@ -22,8 +22,8 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import Send
 from werkzeug.http import parse_etags, parse_if_range_header, parse_range_header, quote_etag
 
-from mediamesh.api.errors import error_response
 from mediamesh.services.content import OpenedContent
+from mediamesh.web.errors import error_response
 
 log = logging.getLogger(__name__)
 CHUNK = 1 << 20

@@ -1,19 +1,20 @@
-"""Source kinds. Each is one module named after its URL scheme; this module maps locations to them."""
+"""Source kinds. Each is one module that registers itself (see :mod:`mediamesh.backends.registry`); this
+module turns what a user types into a kind and a location, and a stored source into a backend."""
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
-from urllib.parse import unquote, urlsplit
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
-from mediamesh.backends.base import Backend, InvalidPathError
-from mediamesh.backends.local import LocalBackend, LocalRoots
+from mediamesh.backends import registry
+from mediamesh.backends.base import Backend, Features
+from mediamesh.backends.registry import BackendKind
 from mediamesh.errors import InvalidInput
 
-KINDS = ("local", "smb")
-#: Kinds whose sources take a password (stored encrypted, never shown).
-WITH_PASSWORD = frozenset({"smb"})
+if TYPE_CHECKING:
+    from mediamesh.backends.local import LocalRoots
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,56 +25,71 @@ class Location:
     display: str
 
 
+def kind_of(name: str) -> BackendKind:
+    kind = registry.get(name)
+    if kind is None:
+        raise InvalidInput(f"unknown kind of source {name!r}: use one of {', '.join(kind_names())}")
+    return kind
+
+
+def kind_names() -> list[str]:
+    return [k.name for k in registry.kinds()]
+
+
+def _usage() -> str:
+    return " or ".join(k.example for k in registry.kinds())
+
+
 def parse_location(location: str) -> Location:
-    """Parse ``file:///abs/path``, a plain absolute path, or ``smb://[user@]host[:port]/share[/sub]``."""
+    """Parse what a user typed (an absolute path, ``file:///...``, ``smb://...``) into kind and location."""
     text = location.strip()
     if not text:
         raise InvalidInput("a source location is required")
-    if text.startswith("/"):
-        return Location("local", os.path.normpath(text))
-    parts = urlsplit(text)
-    if parts.scheme == "file":
-        if parts.netloc not in ("", "localhost"):
-            raise InvalidInput(f"file:// locations must be on this machine, not {parts.netloc!r}")
-        path = unquote(parts.path)
-        if not path.startswith("/"):
-            raise InvalidInput(f"file:// location needs an absolute path: {location!r}")
-        return Location("local", os.path.normpath(path))
-    if parts.scheme == "smb":
-        from mediamesh.backends.smb import SmbOptions
+    scheme = "file" if text.startswith("/") else urlsplit(text).scheme
+    kind = registry.for_scheme(scheme) if scheme else None
+    if kind is None:
+        raise InvalidInput(f"unrecognised source location {location!r}: use {_usage()}")
+    try:
+        return Location(kind.name, kind.parse(text))
+    except ValueError as exc:
+        raise InvalidInput(f"invalid {kind.name} location: {exc}") from None
 
-        try:
-            return Location("smb", SmbOptions.parse(text).display)
-        except (ValueError, InvalidPathError) as exc:
-            raise InvalidInput(f"invalid SMB location: {exc}") from None
-    if parts.scheme in ("sftp", "nfs"):
-        raise InvalidInput(f"{parts.scheme}:// sources are not supported yet in this version")
-    raise InvalidInput(
-        f"unrecognised source location {location!r}: use an absolute path, file:///abs/path "
-        "or smb://[user@]host[:port]/share[/sub/path]"
-    )
+
+def compose_location(kind: str, fields: Mapping[str, str]) -> str:
+    """A location from a form's fields (the UI's add-source form, ``{"kind", "fields"}`` in the API)."""
+    try:
+        return kind_of(kind).compose(fields)
+    except ValueError as exc:
+        raise InvalidInput(f"invalid {kind} location: {exc}") from None
 
 
 def credential_scope(kind: str, location: str) -> tuple[Any, ...]:
     """What a stored secret was given for: the secret may be used again only for a location with the same
     scope (for SMB: host, port, share and user), never lent to a server someone else names."""
-    if kind == "smb":
-        from mediamesh.backends.smb import SmbOptions
+    return (kind, *kind_of(kind).credential_scope(location))
 
-        o = SmbOptions.parse(location)
-        return ("smb", o.host.lower(), o.port, o.share.lower(), (o.username or "").lower())
-    return (kind, location)
+
+def takes_secret(kind: str) -> bool:
+    return bool(kind_of(kind).secret_options)
+
+
+def features_of(kind: str, stored: Mapping[str, Any] | None = None) -> Features:
+    """A source's features as recorded with it at registration, else its kind's."""
+    base = kind_of(kind).features
+    if not stored:
+        return base
+    return Features(
+        file_ids=bool(stored.get("file_ids", base.file_ids)),
+        case_insensitive=bool(stored.get("case_insensitive", base.case_insensitive)),
+        local_paths=base.local_paths,
+        slow_io=base.slow_io,
+        mtime_precision_ns=int(stored.get("mtime_precision_ns", base.mtime_precision_ns)),
+    )
 
 
 def open_backend(
-    kind: str, location: str, secret: dict[str, Any] | None = None, roots: LocalRoots | None = None
+    kind: str, location: str, secret: Mapping[str, Any] | None = None, roots: LocalRoots | None = None
 ) -> Backend:
     """Build the backend for a stored source (kind + display location + decrypted secret); ``roots`` is
     where local sources may point (the server's and the CLI's policy; None only in tests of a backend)."""
-    if kind == "local":
-        return LocalBackend(location, roots)
-    if kind == "smb":
-        from mediamesh.backends.smb import SmbBackend, SmbOptions
-
-        return SmbBackend(SmbOptions.parse(location), (secret or {}).get("password"))
-    raise InvalidInput(f"unknown source kind {kind!r}")
+    return kind_of(kind).factory(location, secret, roots)

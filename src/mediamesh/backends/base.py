@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import enum
+import io
+import os
 import posixpath
 import re
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO, ClassVar
+from typing import Any, BinaryIO
 
 
 class BackendError(Exception):
@@ -74,12 +76,22 @@ class Features:
 
     file_ids: bool = False
     case_insensitive: bool = False
-    change_notify: bool = False
     #: ``local_path()`` gives a real path on this machine (enables mmap hashing in a worker process).
     local_paths: bool = False
     #: Each request waits on a network: read files on several threads at once. Without it, threads only
     #: fight over the GIL and files are hashed on the scan's own thread.
     slow_io: bool = False
+    #: The resolution of the modification times the backend reports (1 ns local, 100 ns SMB): a change
+    #: smaller than this cannot be seen, and the conformance suite checks list and stat agree to it.
+    mtime_precision_ns: int = 1
+
+    def public(self) -> dict[str, Any]:
+        """What is stored with a source and shown by the API."""
+        return {
+            "file_ids": self.file_ids,
+            "case_insensitive": self.case_insensitive,
+            "mtime_precision_ns": self.mtime_precision_ns,
+        }
 
 
 @dataclass(slots=True)
@@ -130,7 +142,6 @@ def parent_of(path: str) -> str:
 class Backend(ABC):
     """A read-only view of one source. Implementations must be safe to use from several threads."""
 
-    scheme: ClassVar[str]
     features: Features = Features()
 
     @abstractmethod
@@ -160,6 +171,21 @@ class Backend(ABC):
     def local_path(self, path: str) -> str | None:
         """A real path on this machine for ``path``, if the backend has one (see Features.local_paths)."""
         return None
+
+    def close_and_stat(self, fh: BinaryIO, path: str) -> tuple[int, int]:
+        """(size, mtime_ns) of an open file of this backend, asked as its last use: after a file was read,
+        to see that it did not change meanwhile. Closes ``fh``. The default asks the open file (fstat),
+        else the path; a backend whose files can tell cheaper overrides it."""
+        try:
+            try:
+                st = os.fstat(fh.fileno())
+                return st.st_size, st.st_mtime_ns
+            except (AttributeError, OSError, io.UnsupportedOperation):
+                pass
+        finally:
+            fh.close()
+        now = self.stat(path)
+        return now.size, now.mtime_ns
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections; the backend may be used again afterwards (it reconnects)."""

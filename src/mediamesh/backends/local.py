@@ -5,11 +5,12 @@ from __future__ import annotations
 import errno
 import os
 import stat as stat_mod
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
+from urllib.parse import unquote, urlsplit
 
 from mediamesh.backends.base import (
     Backend,
@@ -25,6 +26,7 @@ from mediamesh.backends.base import (
     UnreachableError,
     clean_relpath,
 )
+from mediamesh.backends.registry import BackendKind, Option, register
 
 #: Filesystems whose reads wait on a network (a NAS share the host mounts): hashed on several threads.
 NETWORK_FS_TYPES = frozenset(
@@ -153,8 +155,6 @@ class LocalBackend(Backend):
     rather than followed out of the allowed roots.
     """
 
-    scheme = "file"
-
     def __init__(self, root: str, roots: LocalRoots | None = None) -> None:
         if not os.path.isabs(root):
             raise InvalidPathError(f"a local source needs an absolute path, not {root!r}")
@@ -281,3 +281,47 @@ def _entry_from_stat(name: str, st: os.stat_result) -> Entry:
     if stat_mod.S_ISDIR(st.st_mode):
         return Entry(name, EntryKind.DIR, 0, st.st_mtime_ns, str(st.st_ino))
     return Entry(name, EntryKind.OTHER, 0, st.st_mtime_ns, None)
+
+
+# -- registration -------------------------------------------------------------------------------------------
+def _parse(text: str) -> str:
+    """A plain absolute path or ``file:///abs/path`` (on this machine)."""
+    if text.startswith("/"):
+        return os.path.normpath(text)
+    parts = urlsplit(text)
+    if parts.netloc not in ("", "localhost"):
+        raise ValueError(f"file:// locations must be on this machine, not {parts.netloc!r}")
+    path = unquote(parts.path)
+    if not path.startswith("/"):
+        raise ValueError(f"a local location needs an absolute path: {text!r}")
+    return os.path.normpath(path)
+
+
+def _open(location: str, _secret: Mapping[str, Any] | None, roots: LocalRoots | None) -> Backend:
+    return LocalBackend(location, roots)
+
+
+register(
+    BackendKind(
+        name="local",
+        title="Local or host-mounted folder",
+        schemes=("file",),
+        example="/abs/path or file:///abs/path",
+        options=(
+            Option(
+                "path",
+                "Folder",
+                required=True,
+                placeholder="/mnt/media",
+                help="An absolute path on the server. A folder the host mounts (a NAS via NFS or SMB) is "
+                "fine: an empty or unmounted mount point is detected and never indexed.",
+            ),
+        ),
+        # slow_io is decided per folder when the backend is built (a network mount or a local disk).
+        features=Features(file_ids=True, case_insensitive=False, local_paths=True),
+        parse=_parse,
+        fields=lambda location: {"path": location},
+        compose=lambda fields: _parse(fields.get("path", "").strip()),
+        factory=_open,
+    )
+)

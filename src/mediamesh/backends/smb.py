@@ -24,10 +24,11 @@ import logging
 import struct
 import threading
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, BinaryIO, cast
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import smbclient
 from smbclient._io import SMBDirectoryIO, SMBFileTransaction, SMBRawIO, query_info
@@ -63,6 +64,7 @@ from mediamesh.backends.base import (
     UnreachableError,
     clean_relpath,
 )
+from mediamesh.backends.registry import BackendKind, Option, register
 from mediamesh.backends.smb_fast import AVAILABLE as FAST_AVAILABLE
 from mediamesh.backends.smb_fast import LibSmbFile, LibSmbReader
 
@@ -154,9 +156,11 @@ def _ns(value: datetime | int) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
 
 
+FEATURES = Features(file_ids=True, case_insensitive=True, slow_io=True, mtime_precision_ns=100)
+
+
 class SmbBackend(Backend):
-    scheme = "smb"
-    features = Features(file_ids=True, case_insensitive=True, slow_io=True)
+    features = FEATURES
 
     def __init__(self, options: SmbOptions, password: str | None = None) -> None:
         self.options = options
@@ -318,6 +322,10 @@ class SmbBackend(Backend):
         result = self._call("", smbclient.stat_volume, self._unc(""))
         return int(result.total_size), int(result.caller_available_size)
 
+    def close_and_stat(self, fh: BinaryIO, path: str) -> tuple[int, int]:
+        # Both file classes below close the handle and report the size and write time the server has.
+        return cast("_SmbFile | _FastSmbFile", fh).close_and_stat()
+
     def close(self) -> None:
         with self._lock:
             for cache in self._caches:
@@ -446,3 +454,72 @@ class _FastSmbFile:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# -- registration -------------------------------------------------------------------------------------------
+def _parse(text: str) -> str:
+    try:
+        return SmbOptions.parse(text).display
+    except InvalidPathError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _fields(location: str) -> dict[str, str]:
+    o = SmbOptions.parse(location)
+    return {
+        "host": o.host,
+        "port": "" if o.port == DEFAULT_PORT else str(o.port),
+        "share": o.share,
+        "folder": o.subpath,
+        "user": o.username or "",
+    }
+
+
+def _compose(fields: Mapping[str, str]) -> str:
+    host, share = fields.get("host", "").strip(), fields.get("share", "").strip()
+    if not host or not share:
+        raise ValueError("an SMB share needs a host and a share name")
+    if any(c in host for c in "/@?#"):  # a host name or an address, nothing that reshapes the URL
+        raise ValueError(f"invalid host {host!r}")
+    port = fields.get("port", "").strip()
+    if port and not port.isdecimal():
+        raise ValueError(f"invalid port {port!r}")
+    user = fields.get("user", "").strip()
+    folder = [s for s in fields.get("folder", "").strip().split("/") if s]
+    path = "/".join(quote(s, safe="") for s in [share, *folder])
+    host = f"[{host}]" if ":" in host and not host.startswith("[") else host
+    at = f"{quote(user, safe='')}@" if user else ""
+    return f"smb://{at}{host}{':' + port if port else ''}/{path}"
+
+
+def _scope(location: str) -> tuple[Any, ...]:
+    o = SmbOptions.parse(location)
+    return (o.host.lower(), o.port, o.share.lower(), (o.username or "").lower())
+
+
+def _open(location: str, secret: Mapping[str, Any] | None, _roots: Any) -> Backend:
+    return SmbBackend(SmbOptions.parse(location), (secret or {}).get("password"))
+
+
+register(
+    BackendKind(
+        name="smb",
+        title="SMB share (NAS, Windows PC)",
+        schemes=("smb",),
+        example="smb://[user@]host[:port]/share[/sub/path]",
+        options=(
+            Option("host", "Host", required=True, placeholder="192.168.0.19 or nas.local", row=1),
+            Option("port", "Port", placeholder="445", numeric=True, row=1),
+            Option("share", "Share", required=True, placeholder="video", row=2),
+            Option("folder", "Folder in the share", placeholder="Projects", row=2),
+            Option("user", "User", row=3),
+            Option("password", "Password", secret=True, help="Stored encrypted; never shown again.", row=3),
+        ),
+        features=FEATURES,
+        parse=_parse,
+        fields=_fields,
+        compose=_compose,
+        factory=_open,
+        credential_scope=_scope,
+    )
+)

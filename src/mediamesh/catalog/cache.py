@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Connection
 
@@ -20,7 +20,7 @@ T = TypeVar("T")
 
 @dataclass
 class _Entry(Generic[T]):
-    generation: int
+    generation: object
     at: float
     value: T
 
@@ -45,7 +45,7 @@ class GenerationCache(Generic[T]):
         self,
         catalog: Catalog,
         key: tuple[object, ...],
-        generation: int,
+        generation: object,
         compute: Callable[[Connection], T],
         conn: Connection,
     ) -> T:
@@ -79,7 +79,7 @@ class GenerationCache(Generic[T]):
         self,
         catalog: Catalog,
         key: tuple[object, ...],
-        generation: int,
+        generation: object,
         compute: Callable[[Connection], T],
         done: threading.Event,
     ) -> None:
@@ -91,7 +91,7 @@ class GenerationCache(Generic[T]):
         finally:
             self._finish(key, done)
 
-    def _store(self, key: tuple[object, ...], generation: int, value: T) -> T:
+    def _store(self, key: tuple[object, ...], generation: object, value: T) -> T:
         with self._lock:
             if len(self._counts) > 1000:
                 self._counts.clear()
@@ -102,3 +102,21 @@ class GenerationCache(Generic[T]):
         with self._lock:
             self._counting.pop(key, None)
         done.set()
+
+
+class QueryCaches:
+    """Every cache of query results of one catalog, owned by the application context (never a module
+    global: two catalogs in one process, as in tests, never see each other's values)."""
+
+    def __init__(self) -> None:
+        self._caches: dict[str, GenerationCache[Any]] = {}
+        self._lock = threading.Lock()
+        #: Small memo tables keyed by (generation, ...): a word's prefix expansions, and the like.
+        self.memo: dict[tuple[object, ...], Any] = {}
+
+    def named(self, name: str, ttl: float, min_age: float = 0.0) -> GenerationCache[Any]:
+        with self._lock:
+            cache = self._caches.get(name)
+            if cache is None:
+                cache = self._caches[name] = GenerationCache(ttl, min_age)
+            return cache

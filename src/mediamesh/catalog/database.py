@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import itertools
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,7 +18,7 @@ from mediamesh.privatefs import create_private
 MIGRATIONS = Path(__file__).parent / "migrations"
 #: The newest revision in migrations/versions (a test checks they agree). Comparing it with the catalog's
 #: saves importing Alembic on every CLI start when there is nothing to migrate.
-HEAD_REVISION = "0008"
+HEAD_REVISION = "0009"
 
 _SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
@@ -31,7 +31,8 @@ _SQLITE_PRAGMAS = (
 )
 
 
-_instances = itertools.count(1)
+_BUMP = text("UPDATE catalog_state SET value = value + 1 WHERE key = 'generation'")
+_READ = text("SELECT value FROM catalog_state WHERE key = 'generation'")
 
 
 class Catalog:
@@ -43,9 +44,11 @@ class Catalog:
         self.url = make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         self._write_lock = threading.RLock()
-        #: Bumped after every write transaction of this process: lets caches of query results notice.
-        self.generation = 0
-        self.instance = next(_instances)  # tells catalogs apart in such caches
+        #: Bumped after every write transaction of this process; with the shared counter in the catalog
+        #: (bumped by every process) it makes :attr:`generation`, which caches of query results compare.
+        self._local_generation = 0
+        self._shared: tuple[float, int] = (0.0, 0)  # (read at, value)
+        self._shared_lock = threading.Lock()
         self.engine = self._create_engine()
 
     def _create_engine(self) -> Engine:
@@ -93,9 +96,31 @@ class Catalog:
             try:
                 with conn.begin():
                     yield conn
+                    if bump:  # last, so that the row lock (PostgreSQL) is held only until the commit
+                        conn.execute(_BUMP)
             finally:
                 if bump:
-                    self.generation += 1
+                    self._local_generation += 1
+
+    #: How long the shared generation read from the catalog is trusted (writes by other processes are
+    #: seen this late at most).
+    SHARED_GENERATION_TTL = 1.0
+
+    @property
+    def generation(self) -> tuple[int, int]:
+        """Changes after every write transaction, of this process at once and of others within a second."""
+        now = time.monotonic()
+        with self._shared_lock:
+            at, value = self._shared
+        if now - at >= self.SHARED_GENERATION_TTL:
+            try:
+                with self.engine.connect() as conn:
+                    value = int(conn.execute(_READ).scalar_one_or_none() or 0)
+            except Exception:  # a catalog being migrated or closed: this process's own count will do
+                value = -1
+            with self._shared_lock:
+                self._shared = (now, value)
+        return (self._local_generation, value)
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision (cheap when it is already there)."""

@@ -28,6 +28,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 # SQLite only makes INTEGER PRIMARY KEY an alias of the rowid; PostgreSQL wants BIGINT for large catalogs.
@@ -61,6 +62,8 @@ sources = Table(
     Column("health_free_bytes", BigInteger, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    #: Features decided at registration (case sensitivity, mtime precision, file ids): see backends.
+    Column("features", JSON, nullable=False, default=dict, server_default="{}"),
 )
 
 #: The live side of a source (the concept's SourceMount): written by the process that holds the connection.
@@ -232,4 +235,65 @@ project_exclusions = Table(
     Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True),
     Column("media_id", String(64), ForeignKey("media.id"), primary_key=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+#: Durable work: scans, enrichment and project assignment, claimed by one runner at a time under a lease
+#: that a timer renews; a runner that dies stops renewing and another (or the next start) takes the job.
+#: ``key`` serialises jobs on one thing (``scan:3``): one queued per key, and never two running at once.
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("key", String(200), nullable=True),
+    Column("source_id", Integer, ForeignKey("sources.id", ondelete="CASCADE"), nullable=True),
+    Column("payload", JSON, nullable=False, default=dict),
+    Column("state", String(16), nullable=False),  # queued, running, completed, failed, cancelled
+    Column("priority", Integer, nullable=False, default=0),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("max_attempts", Integer, nullable=False, default=3),
+    Column("run_after", DateTime(timezone=True), nullable=False),
+    Column("lease_owner", String(200), nullable=True),
+    Column("lease_expires_at", DateTime(timezone=True), nullable=True),
+    Column("heartbeat_at", DateTime(timezone=True), nullable=True),
+    Column("cancel_requested", Boolean, nullable=False, default=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=True),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Column("trigger", String(16), nullable=False, default="api"),
+    Column("progress", JSON, nullable=False, default=dict),
+    Column("result", JSON, nullable=True),
+    Column("error", Text, nullable=True),
+    Index(None, "state", "run_after"),
+    Index(None, "key", "state"),
+    Index(None, "source_id"),
+    Index(
+        "uq_jobs_key_queued",
+        "key",
+        unique=True,
+        sqlite_where=text("state = 'queued'"),
+        postgresql_where=text("state = 'queued'"),
+    ),
+)
+
+#: Processes that run jobs (the server, later workers), with their heartbeat: the CLI asks whether one is
+#: alive before it leaves enrichment to it.
+workers = Table(
+    "workers",
+    metadata,
+    Column("id", String(200), primary_key=True),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("kinds", JSON, nullable=False, default=list),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("heartbeat_at", DateTime(timezone=True), nullable=False),
+)
+
+#: Shared counters; ``generation`` advances with every write transaction of any process, so caches of
+#: query results in one process notice writes by another (a CLI scan beside the server).
+catalog_state = Table(
+    "catalog_state",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", BigInteger, nullable=False, default=0),
 )

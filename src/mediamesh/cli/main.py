@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from mediamesh import __version__
-from mediamesh.cli import media, project, scan, serve, source, token
+from mediamesh.cli import jobs, media, project, scan, serve, source, token
 
 app = typer.Typer(
     name="mediamesh",
@@ -18,6 +18,7 @@ app.add_typer(source.app, name="source")
 app.add_typer(media.app, name="media")
 app.add_typer(token.app, name="token")
 app.add_typer(project.app, name="project")
+app.add_typer(jobs.app, name="jobs")
 app.command("import")(project.import_)
 app.command("scan")(scan.scan)
 app.command("whereis")(media.whereis)

@@ -38,10 +38,10 @@ def serve(
     from pydantic import ValidationError
 
     from mediamesh import tls as tls_mod
-    from mediamesh.api.app import create_app
     from mediamesh.api.logging import uvicorn_log_config
     from mediamesh.config import Settings
     from mediamesh.errors import MediameshError
+    from mediamesh.server import create_app
     from mediamesh.services.tokens import ADMIN_TOKEN_FILE, ensure_admin_token
 
     overrides: dict[str, Any] = {

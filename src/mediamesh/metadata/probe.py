@@ -52,6 +52,18 @@ AV_DEMUXERS = {
 _LOCKED = {"protocol_whitelist": "mediamesh-none", "enable_drefs": "0"}
 
 
+#: Pictures whose content Pillow decodes for a thumbnail (from the sniffed type, never the name).
+IMAGE_FORMATS = {
+    "image/jpeg": "JPEG",
+    "image/png": "PNG",
+    "image/gif": "GIF",
+    "image/webp": "WEBP",
+    "image/bmp": "BMP",
+    "image/tiff": "TIFF",
+    "image/x-canon-cr2": "TIFF",
+}
+
+
 def open_av(fh: IO[bytes], mime: str | None, options: dict[str, str] | None = None) -> InputContainer:
     """Open a file with PyAV as the container its content says, and only that; ValueError otherwise."""
     import av
@@ -234,8 +246,6 @@ def _gps(gps: Any) -> dict[str, float] | None:
 
 def _probe_image(reader: CountingReader, result: Probe) -> None:
     from PIL import Image
-
-    from mediamesh.metadata.thumbnails import IMAGE_FORMATS
 
     pil_format = IMAGE_FORMATS.get(result.mime or "")
     if pil_format is None:

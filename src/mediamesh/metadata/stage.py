@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Connection, bindparam, func, select, update
 
 from mediamesh.backends.base import Backend, BackendError, UnreachableError
 from mediamesh.catalog.database import Catalog
@@ -46,10 +48,15 @@ class ExtractResult:
         }
 
 
+_COLUMNS = (
+    "kind", "mime", "width", "height", "duration", "codec", "taken_at", "camera", "info",
+    "metadata_error", "metadata_at", "metadata_bytes",
+)  # fmt: skip
+
+
 def _values(result: Probe, bytes_read: int) -> dict[str, Any]:
-    kind = {"kind": result.kind} if result.kind is not None else {}  # else the name's kind stays
     return {
-        **kind,
+        "kind": result.kind,  # None: the kind the name gave stays (see _SAVE)
         "mime": result.mime,
         "width": result.width,
         "height": result.height,
@@ -64,23 +71,52 @@ def _values(result: Probe, bytes_read: int) -> dict[str, Any]:
     }
 
 
+def _todo(source_id: int) -> Any:
+    return (
+        select(media.c.id, func.min(files.c.path).label("path"), media.c.size)
+        .join(files, files.c.media_id == media.c.id)
+        .where(media.c.metadata_at.is_(None), files.c.source_id == source_id, files.c.state == "present")
+        .group_by(media.c.id, media.c.size)
+    )
+
+
+def unprobed_count(conn: Connection, source_id: int) -> int:
+    """Media with a present location on the source that were never probed."""
+    return int(conn.execute(select(func.count()).select_from(_todo(source_id).subquery())).scalar_one())
+
+
+#: Probe results are written this many at a time (or every WRITE_SECONDS): one write per file would keep
+#: the catalog's single writer busy for nothing.
+WRITE_BATCH = 100
+WRITE_SECONDS = 2.0
+
+
 def extract(
     catalog: Catalog,
     backend: Backend,
     source_id: int,
     thumbnail_root: Path | None,
     cancel: threading.Event | None = None,
+    progress: Callable[[dict[str, Any]], None] | None = None,
 ) -> ExtractResult:
-    """Probe (and picture, with ``thumbnail_root``) the never-probed media of a source."""
+    """Probe (and picture, with ``thumbnail_root``) the never-probed media of a source. ``progress`` hears
+    ``{"done", "total", "probed", "errors", "thumbnails"}`` as it goes."""
     out = ExtractResult()
     with catalog.read() as conn:
-        todo = conn.execute(
-            select(media.c.id, func.min(files.c.path).label("path"), media.c.size)
-            .join(files, files.c.media_id == media.c.id)
-            .where(media.c.metadata_at.is_(None), files.c.source_id == source_id, files.c.state == "present")
-            .group_by(media.c.id, media.c.size)
-        ).all()
-    for media_id, path, size in todo:
+        todo = conn.execute(_todo(source_id)).all()
+    total = len(todo)
+    pending: list[dict[str, Any]] = []
+    written_at = time.monotonic()
+
+    def write() -> None:
+        nonlocal written_at
+        if pending:
+            with catalog.write() as conn:
+                conn.execute(_SAVE, pending)
+            pending.clear()
+        written_at = time.monotonic()
+
+    for done, (media_id, path, size) in enumerate(todo, 1):
         if cancel is not None and cancel.is_set():
             break
         try:
@@ -108,6 +144,40 @@ def extract(
             out.errors += 1
             if len(out.examples) < 10:
                 out.examples.append({"path": path, "error": result.error})
-        with catalog.write() as conn:
-            conn.execute(update(media).where(media.c.id == media_id).values(**_values(result, bytes_read)))
+        pending.append({"b_id": media_id, **{f"b_{k}": v for k, v in _values(result, bytes_read).items()}})
+        if len(pending) >= WRITE_BATCH or time.monotonic() - written_at >= WRITE_SECONDS:
+            write()
+            if progress is not None:
+                progress(
+                    {
+                        "done": done,
+                        "total": total,
+                        "probed": out.probed,
+                        "errors": out.errors,
+                        "thumbnails": out.thumbnails,
+                    }
+                )
+    write()
+    if progress is not None:
+        progress(
+            {
+                "done": total,
+                "total": total,
+                "probed": out.probed,
+                "errors": out.errors,
+                "thumbnails": out.thumbnails,
+            }
+        )
     return out
+
+
+_SAVE = (
+    update(media)
+    .where(media.c.id == bindparam("b_id"))
+    .values(
+        {
+            **{name: bindparam(f"b_{name}") for name in _COLUMNS if name != "kind"},
+            "kind": func.coalesce(bindparam("b_kind", type_=media.c.kind.type), media.c.kind),
+        }
+    )
+)

@@ -13,6 +13,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from mediamesh.metadata.probe import IMAGE_FORMATS, open_av
+
 SIZES = {"small": 320, "preview": 1280}
 QUALITY = 80
 DARK = 18  # mean luminance below this (of 255) counts as black
@@ -46,16 +48,6 @@ def _write_sizes(image: Any, root: Path, media_id: str) -> list[Path]:
     return written
 
 
-#: Pictures whose content Pillow decodes for a thumbnail (from the sniffed type, never the name).
-IMAGE_FORMATS = {
-    "image/jpeg": "JPEG",
-    "image/png": "PNG",
-    "image/gif": "GIF",
-    "image/webp": "WEBP",
-    "image/bmp": "BMP",
-    "image/tiff": "TIFF",
-    "image/x-canon-cr2": "TIFF",
-}
 #: Pillow refuses pictures larger than this (a decompression bomb: a tiny file that decodes to gigabytes).
 MAX_PIXELS = 200_000_000
 
@@ -72,8 +64,6 @@ def from_image(fh: BinaryIO, root: Path, media_id: str, pil_format: str) -> list
 
 def from_video(fh: BinaryIO, root: Path, media_id: str, mime: str | None) -> list[Path]:
     from PIL import ImageStat
-
-    from mediamesh.metadata.probe import open_av
 
     with open_av(fh, mime) as container:
         if not container.streams.video:

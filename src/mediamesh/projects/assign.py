@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, insert, or_, select, update
 
 from mediamesh.catalog.database import Catalog
 from mediamesh.catalog.schema import files, media, project_members, project_rules, project_templates, projects
@@ -37,9 +37,11 @@ class AssignResult:
 
 
 def _locations(
-    conn: Connection, source_ids: set[int] | None, changed_only: bool
+    conn: Connection, source_ids: set[int] | None, changed_only: bool, seen: list[dict[str, int]]
 ) -> Iterator[tuple[int, str, Location]]:
+    """Locations to assign; with ``changed_only``, each one's mark is added to ``seen`` (to be cleared)."""
     query = select(
+        files.c.changed_scan_id,
         files.c.id,
         files.c.media_id,
         files.c.source_id,
@@ -53,6 +55,8 @@ def _locations(
     if changed_only:
         query = query.where(files.c.changed_scan_id.is_not(None))
     for row in conn.execute(query.execution_options(yield_per=BATCH)):
+        if changed_only:
+            seen.append({"b_id": row.id, "b_mark": row.changed_scan_id})
         yield row.id, row.media_id, Location(row.source_id, row.path, row.kind, row.size, row.mtime_ns)
 
 
@@ -89,7 +93,8 @@ def assign(
             return AssignResult()
         wanted_rules: set[tuple[int, str, int, int]] = set()  # (project, media, rule, file)
         wanted_templates: set[tuple[str, str, int, int]] = set()  # (project name, media, template, file)
-        for file_id, media_id, loc in _locations(conn, sources, changed_only):
+        seen: list[dict[str, int]] = []
+        for file_id, media_id, loc in _locations(conn, sources, changed_only, seen):
             for rule_id, project_id, rule in rules:
                 if rule.matches(loc):
                     wanted_rules.add((project_id, media_id, rule_id, file_id))
@@ -105,6 +110,7 @@ def assign(
         [t[0] for t in templates],
         wanted_rules,
         wanted_templates,
+        seen,
     )
 
 
@@ -116,6 +122,7 @@ def _write(
     template_ids: list[int],
     wanted_rules: set[tuple[int, str, int, int]],
     wanted_templates: set[tuple[str, str, int, int]],
+    seen: list[dict[str, int]],
 ) -> AssignResult:
     result = AssignResult()
     now = now_utc()
@@ -160,7 +167,7 @@ def _write(
             conn.execute(insert(project_members), new[start : start + BATCH])
         result.added, result.removed = len(new), len(stale)
         if changed_only:
-            _clear_changed(conn, sources)
+            _clear_seen(conn, seen)
     return result
 
 
@@ -170,6 +177,20 @@ def _clear_changed(conn: Connection, sources: set[int] | None) -> None:
     if sources is not None:
         query = query.where(files.c.source_id.in_(sources))
     conn.execute(query)
+
+
+_CLEAR_SEEN = (
+    update(files)
+    .where(files.c.id == bindparam("b_id"), files.c.changed_scan_id == bindparam("b_mark"))
+    .values(changed_scan_id=None)
+)
+
+
+def _clear_seen(conn: Connection, seen: list[dict[str, int]]) -> None:
+    """Clear the marks this run read, and only those: a location that a scan marked (again) after the
+    read keeps its mark for the next run."""
+    for start in range(0, len(seen), BATCH):
+        conn.execute(_CLEAR_SEEN, seen[start : start + BATCH])
 
 
 def forget_reasons(conn: Connection, rule_ids: list[int], template_ids: list[int]) -> None:

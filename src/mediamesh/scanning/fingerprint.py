@@ -8,8 +8,6 @@
 
 from __future__ import annotations
 
-import io
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -145,18 +143,8 @@ class Fingerprinter:
 
     def _check_unchanged(self, fh: BinaryIO, work: Work) -> None:
         """The file must still have the size and mtime it was listed with after it was read. Asked of the
-        open file itself where it can tell (fstat; an SMB file closes and reports), else of the backend.
-        Always the last use of ``fh``."""
-        close_and_stat = getattr(fh, "close_and_stat", None)
-        if close_and_stat is not None:
-            size, mtime_ns = close_and_stat()
-        else:
-            try:
-                st = os.fstat(fh.fileno())
-                size, mtime_ns = st.st_size, st.st_mtime_ns
-            except (AttributeError, OSError, io.UnsupportedOperation):
-                now = self.backend.stat(work.path)
-                size, mtime_ns = now.size, now.mtime_ns
+        backend (an open local file answers fstat; an SMB file closes and reports). The last use of ``fh``."""
+        size, mtime_ns = self.backend.close_and_stat(fh, work.path)
         if size != work.entry.size or mtime_ns != work.entry.mtime_ns:
             raise FileChangedError(f"file changed while it was read: {work.path}")
 

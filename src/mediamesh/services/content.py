@@ -9,7 +9,6 @@ from what the last scan recorded, its content may no longer be the media id, and
 from __future__ import annotations
 
 import mimetypes
-import threading
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -40,36 +39,6 @@ class OpenedContent:
 
     def close(self) -> None:
         self.fh.close()
-
-
-class BackendPool:
-    """One backend per source, kept between requests so that a player seeking in a video does not log in
-    to the NAS for every range. A source changed since (location, password) gets a new one."""
-
-    def __init__(self, ctx: Context) -> None:
-        self.ctx = ctx
-        self._backends: dict[int, tuple[Any, Backend]] = {}
-        self._lock = threading.Lock()
-
-    def get(self, row: Any) -> Backend:
-        version = (row.location, row.secret, row.updated_at)
-        with self._lock:
-            cached = self._backends.get(row.id)
-            if cached is not None and cached[0] == version:
-                return cached[1]
-        backend = backend_for(self.ctx, row)
-        with self._lock:
-            old = self._backends.get(row.id)
-            self._backends[row.id] = (version, backend)
-        if old is not None:
-            old[1].close()
-        return backend
-
-    def close(self) -> None:
-        with self._lock:
-            backends, self._backends = list(self._backends.values()), {}
-        for _, backend in backends:
-            backend.close()
 
 
 def content_type(name: str) -> str:
@@ -103,11 +72,20 @@ def _candidates(conn: Connection, *conds: Any) -> list[Any]:
     return sorted(rows, key=preference)
 
 
-def _open_location(ctx: Context, pool: BackendPool, loc: Any) -> OpenedContent:
-    """Open one location, checking it still is what the catalog says; raises BackendError or Conflict."""
+def _open_location(ctx: Context, loc: Any) -> OpenedContent:
+    """Open one location, checking it still is what the catalog says; raises BackendError or Conflict.
+    The backend is the source's shared one (a player seeking in a video does not log in for every range)."""
     with ctx.catalog.read() as conn:
         row = conn.execute(select(sources).where(sources.c.id == loc.source_id)).one()
-    backend = pool.get(row)
+    backend = backend_for(ctx, row)
+    try:
+        return _open_checked(backend, loc)
+    except UnreachableError:
+        ctx.connections.reset(row.id)  # the next request connects afresh
+        raise
+
+
+def _open_checked(backend: Backend, loc: Any) -> OpenedContent:
     entry = backend.stat(loc.path)
     if entry.kind is not EntryKind.FILE:
         raise Conflict(f"{loc.source}:{loc.path} is no longer a regular file; rescan the source")
@@ -118,7 +96,7 @@ def _open_location(ctx: Context, pool: BackendPool, loc: Any) -> OpenedContent:
     return OpenedContent(fh, loc.size, loc.media_id, name, loc.source, loc.path, content_type(name))
 
 
-def open_media(ctx: Context, pool: BackendPool, media_id: str) -> OpenedContent:
+def open_media(ctx: Context, media_id: str) -> OpenedContent:
     """The first location of a media item that opens and still matches the catalog.
 
     404 if the media is unknown or every copy is missing; 503 naming the sources if none can be reached.
@@ -137,13 +115,13 @@ def open_media(ctx: Context, pool: BackendPool, media_id: str) -> OpenedContent:
             failures.append(f"{loc.source} (unmounted)")
             continue
         try:
-            return _open_location(ctx, pool, loc)
+            return _open_location(ctx, loc)
         except (BackendError, Conflict) as exc:
             failures.append(f"{loc.source} ({loc.health_status}: {exc})")
     raise SourceUnavailable(f"no copy of {media_id} can be read now; tried " + "; ".join(failures))
 
 
-def open_file(ctx: Context, pool: BackendPool, file_id: int) -> OpenedContent:
+def open_file(ctx: Context, file_id: int) -> OpenedContent:
     """One location's bytes (404 if unknown or missing, 503 if its source cannot be reached)."""
     with ctx.catalog.read() as conn:
         found = _candidates(conn, files.c.id == file_id)
@@ -155,7 +133,7 @@ def open_file(ctx: Context, pool: BackendPool, file_id: int) -> OpenedContent:
     if not loc.enabled:
         raise SourceUnavailable(f"source {loc.source!r} is unmounted ('mediamesh source mount {loc.source}')")
     try:
-        return _open_location(ctx, pool, loc)
+        return _open_location(ctx, loc)
     except UnreachableError as exc:
         raise SourceUnavailable(f"source {loc.source!r} ({loc.health_status}) cannot be read: {exc}") from exc
     except NotFoundError as exc:

@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
+from mediamesh.backends import features_of
 from mediamesh.catalog.schema import files, projects, sources
 from mediamesh.context import Context
 from mediamesh.errors import InvalidInput, MediameshError
@@ -72,9 +73,7 @@ class _Sources:
 
     def case_insensitive(self, row: Any) -> bool:
         if row.id not in self._ci:
-            from mediamesh.backends import open_backend
-
-            self._ci[row.id] = open_backend(row.kind, row.location).features.case_insensitive
+            self._ci[row.id] = features_of(row.kind, row.features).case_insensitive
         return self._ci[row.id]
 
     def resolve(self, record: dict[str, Any]) -> tuple[Any, str]:
@@ -89,13 +88,17 @@ class _Sources:
                 (
                     r
                     for r in self.rows.values()
-                    if r.kind == "local" and path.startswith(r.location.rstrip("/") + "/")
+                    if features_of(r.kind).local_paths and path.startswith(r.location.rstrip("/") + "/")
                 ),
                 self.default,
             )
         else:
             row = self.default
-        if path.startswith("/") and row.kind == "local" and path.startswith(row.location.rstrip("/") + "/"):
+        if (
+            path.startswith("/")
+            and features_of(row.kind).local_paths
+            and path.startswith(row.location.rstrip("/") + "/")
+        ):
             path = path[len(row.location.rstrip("/")) + 1 :]
         return row, path.strip("/")
 

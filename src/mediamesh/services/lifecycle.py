@@ -10,13 +10,12 @@ from __future__ import annotations
 import concurrent.futures as cf
 import logging
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 
-from mediamesh.backends.base import Backend
+from mediamesh.catalog import scans as catalog_scans
 from mediamesh.catalog.schema import sources
 from mediamesh.context import Context
 from mediamesh.errors import MediameshError
@@ -26,18 +25,19 @@ from mediamesh.services.sources import backend_for, health_values, record_health
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class Mount:
-    backend: Backend
-    location: str
+def recover_abandoned(ctx: Context) -> int:
+    """At start: scans whose process is gone are marked interrupted (their jobs are taken up again by the
+    job runner, which resumes them). Returns how many."""
+    return catalog_scans.recover_abandoned(ctx.catalog)
 
 
 class SourceManager:
+    """Restores and probes every enabled source; the backends are the context's shared ones, so that a
+    changed password reaches the probe as it reaches every other user of the source."""
+
     def __init__(self, ctx: Context, interval: float) -> None:
         self.ctx = ctx
         self.interval = interval
-        self._mounts: dict[int, Mount] = {}
-        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pool = cf.ThreadPoolExecutor(4, thread_name_prefix="mediamesh-probe")
@@ -56,10 +56,6 @@ class SourceManager:
         if self._thread is not None:
             self._thread.join(timeout=30)
         self._pool.shutdown(wait=False, cancel_futures=True)
-        with self._lock:
-            mounts, self._mounts = list(self._mounts.values()), {}
-        for mount in mounts:
-            mount.backend.close()
 
     def _run(self, sources_file: Path | None) -> None:
         if sources_file is not None:
@@ -85,37 +81,18 @@ class SourceManager:
     def probe_all(self) -> None:
         with self.ctx.catalog.read() as conn:
             rows = conn.execute(select(sources)).all()
-        wanted = {row.id for row in rows if row.enabled}
-        for source_id in set(self._mounts) - wanted:  # unmounted or removed since the last round
-            self._drop(source_id)
+        for row in rows:
+            if not row.enabled:  # unmounted since the last round: nothing of it stays connected
+                self.ctx.connections.reset(row.id)
         futures = [self._pool.submit(self._probe, row) for row in rows if row.enabled]
         for future in futures:
             future.result()
 
     def _probe(self, row: Any) -> None:
-        mount = self._mount(row)
-        probe = mount.backend.probe()
+        probe = backend_for(self.ctx, row).probe()
         record_health(self.ctx, row.id, health_values(row, probe))
         if probe.reachable:
             save_mount(self.ctx, row.id, "connected", row.location, None)
         else:
-            mount.backend.close()  # reconnects on the next round
+            self.ctx.connections.reset(row.id)  # reconnects on the next round
             save_mount(self.ctx, row.id, "error", row.location, probe.error)
-
-    def _mount(self, row: Any) -> Mount:
-        with self._lock:
-            mount = self._mounts.get(row.id)
-            if mount is not None and mount.location == row.location:
-                return mount
-        if mount is not None:
-            mount.backend.close()
-        mount = Mount(backend_for(self.ctx, row), row.location)
-        with self._lock:
-            self._mounts[row.id] = mount
-        return mount
-
-    def _drop(self, source_id: int) -> None:
-        with self._lock:
-            mount = self._mounts.pop(source_id, None)
-        if mount is not None:
-            mount.backend.close()

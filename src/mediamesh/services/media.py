@@ -23,7 +23,6 @@ from sqlalchemy import (
     String,
     and_,
     bindparam,
-    case,
     column,
     distinct,
     exists,
@@ -36,8 +35,16 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql.elements import BindParameter
 
-from mediamesh.catalog.cache import GenerationCache
+from mediamesh.backends import features_of
+from mediamesh.catalog import queries
+from mediamesh.catalog.cache import QueryCaches
 from mediamesh.catalog.database import Catalog
+from mediamesh.catalog.queries import (
+    LOCATION_STATE,
+    MEDIA_ID_RE,
+    SOURCE_UNREACHABLE,
+    find_project,
+)
 from mediamesh.catalog.schema import files, media, sources
 from mediamesh.catalog.times import iso, iso_raw
 from mediamesh.context import Context
@@ -48,7 +55,6 @@ from mediamesh.scanning.names import name_key, path_key
 from mediamesh.services.sources import find_source
 
 log = logging.getLogger(__name__)
-MEDIA_ID_RE = re.compile(r"[0-9a-f]{64}\Z")
 STATES = ("present", "missing", "offline")
 MAX_LIMIT = 1000
 #: How long a filter's total count is reused: counting a million rows for every page would dominate.
@@ -58,10 +64,9 @@ _WORD = re.compile(r"\w+")
 #: A prefix that stands for more words than this is searched as a prefix (slower on huge catalogs).
 PREFIX_WORDS = 64
 
-# A present file on a source that is offline, or unmounted, cannot be reached now.
-SOURCE_UNREACHABLE = or_(sources.c.health_status == "offline", sources.c.enabled.is_(False))
+parse_media_id = queries.parse_media_id
 _unreachable = SOURCE_UNREACHABLE
-_location_state = case((and_(files.c.state == "present", _unreachable), "offline"), else_=files.c.state)
+_location_state = LOCATION_STATE
 
 
 def _has_location(*conds: ColumnElement[bool]) -> ColumnElement[bool]:
@@ -98,29 +103,28 @@ def _fold(word: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
-_expansions: dict[tuple[object, ...], tuple[float, list[str]]] = {}
-
-
-def _prefix_words(conn: Connection, start: str, stop: str, catalog: tuple[object, ...]) -> list[str]:
-    """The index's words in [start, stop), remembered while the catalog does not change (and briefly:
-    reading the vocabulary is slow). ``catalog`` is (catalog instance, write generation)."""
-    key = (*catalog, start, stop)
-    known = _expansions.get(key)
+def _prefix_words(
+    conn: Connection, start: str, stop: str, memo: dict[tuple[object, ...], Any], generation: object
+) -> list[str]:
+    """The index's words in [start, stop), remembered (in the context's ``memo``) while the catalog does
+    not change, and briefly: reading the vocabulary is slow."""
+    key = ("prefix-words", generation, start, stop)
+    known = memo.get(key)
     if known is not None and time.monotonic() - known[0] < COUNT_TTL:
-        return known[1]
+        return list(known[1])
     words = list(
         conn.execute(
             text("SELECT term FROM files_fts_vocab WHERE term >= :a AND term < :b LIMIT :n"),
             {"a": start, "b": stop, "n": PREFIX_WORDS + 1},
         ).scalars()
     )
-    if len(_expansions) > 1000:
-        _expansions.clear()
-    _expansions[key] = (time.monotonic(), words)
+    if len(memo) > 1000:
+        memo.clear()
+    memo[key] = (time.monotonic(), words)
     return words
 
 
-def _fts_query(conn: Connection, q: str, catalog: tuple[object, ...]) -> str:
+def _fts_query(conn: Connection, q: str, memo: dict[tuple[object, ...], Any], generation: object) -> str:
     """An FTS5 query. A prefix is replaced by the words of the index it stands for, when they are few:
     FTS5 reads a prefix's matches all at once, but several whole words one page at a time."""
     parts = []
@@ -128,7 +132,7 @@ def _fts_query(conn: Connection, q: str, catalog: tuple[object, ...]) -> str:
         start = _fold(word) if prefix else ""
         if start:  # a word that folds to nothing (a lone combining mark) takes no index shortcut
             stop = start[:-1] + chr(ord(start[-1]) + 1)
-            words = _prefix_words(conn, start, stop, catalog)
+            words = _prefix_words(conn, start, stop, memo, generation)
             if 0 < len(words) <= PREFIX_WORDS and all(_WORD.fullmatch(w) for w in words):
                 parts.append("(" + " OR ".join(f'"{w}"' for w in words) + ")")
                 continue
@@ -153,6 +157,7 @@ _HIT, _SIBLING = files.alias("hit"), files.alias("sibling")
 
 def _search_page(
     catalog: Catalog,
+    caches: QueryCaches,
     conn: Connection,
     q: str,
     source_id: int | None,
@@ -160,14 +165,14 @@ def _search_page(
     limit: int,
     cursor: str | None,
     key: tuple[object, ...],
-    generation: int,
+    generation: object,
 ) -> dict[str, Any]:
     """SQLite: media found through the full-text index, in the order of their first matching location.
 
     The index is read in its own order and stops after a page, so a word found in 200,000 paths costs the
     same as a rare one; a media item is listed at its first matching location only, never twice.
     """
-    match: BindParameter[str] = bindparam("fts_query", _fts_query(conn, q, (key[0], generation)))
+    match: BindParameter[str] = bindparam("fts_query", _fts_query(conn, q, caches.memo, generation))
     matches: ColumnElement[bool] = text("files_fts MATCH :fts_query").bindparams(match)  # type: ignore[assignment]
     hit, sibling = _HIT, _SIBLING
     on_source = [hit.c.source_id == source_id] if source_id is not None else []
@@ -188,7 +193,9 @@ def _search_page(
     joined = _fts.join(hit, hit.c.id == _fts.c.rowid).join(media, media.c.id == hit.c.media_id)
     where = [matches, *on_source, *conds]
     total = select(func.count(distinct(media.c.id))).select_from(joined).where(*where)
-    count = _counts.get(catalog, key, generation, lambda c: c.execute(total).scalar_one(), conn)
+    count = caches.named("media-counts", COUNT_TTL).get(
+        catalog, key, generation, lambda c: c.execute(total).scalar_one(), conn
+    )
     query = select(*_LISTED, hit.c.id.label("hit")).select_from(joined).where(*where, ~earlier_match)
     if cursor is not None:
         if not re.fullmatch(r"f[0-9]{1,18}", cursor):
@@ -205,9 +212,6 @@ def present_copies() -> Any:
         .where(files.c.media_id == media.c.id, files.c.state == "present")
         .scalar_subquery()
     )
-
-
-_counts = GenerationCache[int](COUNT_TTL)
 
 
 @dataclass(frozen=True)
@@ -277,8 +281,6 @@ def list_media(
         source_id = find_source(conn, source).id if source is not None else None
         conds: list[ColumnElement[bool]] = []
         if project is not None:
-            from mediamesh.services.projects import find_project
-
             conds.append(in_project(find_project(conn, project).id))
         if state is not None:
             conds.append(state_filter(state))
@@ -290,10 +292,12 @@ def list_media(
             conds.append(present_copies() == 1)
         if technical is not None:
             conds.extend(technical.conditions())
-        key = (ctx.catalog.instance, source, state, kind, duplicates, single_copy, q, project, technical)
+        key = (source, state, kind, duplicates, single_copy, q, project, technical)
         generation = ctx.catalog.generation
         if q is not None and conn.dialect.name == "sqlite":
-            return _search_page(ctx.catalog, conn, q, source_id, conds, limit, cursor, key, generation)
+            return _search_page(
+                ctx.catalog, ctx.caches, conn, q, source_id, conds, limit, cursor, key, generation
+            )
         if q is not None:
             conds.append(_pg_name_match(q))
         if source_id is not None:
@@ -302,7 +306,9 @@ def list_media(
             raise InvalidInput("invalid cursor")
         query = select(*_LISTED).where(*conds)
         total = select(func.count()).select_from(query.subquery())
-        count = _counts.get(ctx.catalog, key, generation, lambda c: c.execute(total).scalar_one(), conn)
+        count = ctx.caches.named("media-counts", COUNT_TTL).get(
+            ctx.catalog, key, generation, lambda c: c.execute(total).scalar_one(), conn
+        )
         if cursor is not None:
             query = query.where(media.c.id > cursor)
         rows = conn.execute(query.order_by(media.c.id).limit(limit + 1)).all()
@@ -413,14 +419,6 @@ def catalog_totals(ctx: Context) -> dict[str, int]:
     return {"media": int(count), "size": int(size)}
 
 
-def parse_media_id(text: str) -> str:
-    """A media id as given by a person (any case, spaces around), or InvalidInput."""
-    media_id = text.strip().lower()
-    if not MEDIA_ID_RE.match(media_id):
-        raise InvalidInput(f"{text!r} is not a media id (64 hex characters, as b3sum prints)")
-    return media_id
-
-
 def show_media(ctx: Context, media_id: str) -> dict[str, Any]:
     media_id = parse_media_id(media_id)
     with ctx.catalog.read() as conn:
@@ -458,12 +456,11 @@ def whereis(ctx: Context, what: str) -> dict[str, Any]:
 
 def _resolve_path(conn: Connection, text: str) -> list[tuple[int, str, bool]]:
     """(source id, path relative to it, case-insensitive?) for each source the path may be on."""
-    from mediamesh.backends import open_backend
-
     if os.path.isabs(text):
         target = os.path.normpath(text)
         found = []
-        for row in conn.execute(select(sources).where(sources.c.kind == "local")):
+        rows = conn.execute(select(sources)).all()
+        for row in (r for r in rows if features_of(r.kind).local_paths):
             root = row.location.rstrip("/")
             if target.startswith(root + "/"):
                 found.append((row.id, target[len(root) + 1 :], False))
@@ -474,7 +471,7 @@ def _resolve_path(conn: Connection, text: str) -> list[tuple[int, str, bool]]:
     if not sep or not rel:
         raise InvalidInput(f"give a media id, an absolute path, or SOURCE:relative/path (not {text!r})")
     row = find_source(conn, source_name)
-    ci = open_backend(row.kind, row.location).features.case_insensitive
+    ci = features_of(row.kind, row.features).case_insensitive
     return [(row.id, rel.strip("/"), ci)]
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, case, delete, exists, func, insert, select, update
 
-from mediamesh.catalog.cache import GenerationCache
+from mediamesh.catalog.queries import SOURCE_UNREACHABLE, find_project, parse_media_id
 from mediamesh.catalog.schema import (
     files,
     media,
@@ -32,8 +32,7 @@ from mediamesh.projects.rules import (
     compile_template,
     normalise_rule,
 )
-from mediamesh.services.media import SOURCE_UNREACHABLE, parse_media_id
-from mediamesh.services.sources import ROW_ID, find_source
+from mediamesh.services.sources import find_source
 
 _BAD_NAME = re.compile(r"[\x00-\x1f/\\]")
 
@@ -43,17 +42,6 @@ def validate_project_name(name: str) -> str:
     if not name or len(name) > 200 or _BAD_NAME.search(name):
         raise InvalidInput("a project name is 1-200 characters, without '/', '\\' or control characters")
     return name
-
-
-def find_project(conn: Connection, id_or_name: str | int) -> Any:
-    """By name first (a folder may well be called 2024), then by numeric id."""
-    text = str(id_or_name)
-    row = conn.execute(select(projects).where(projects.c.name == text)).first()
-    if row is None and ROW_ID.fullmatch(text):
-        row = conn.execute(select(projects).where(projects.c.id == int(text))).first()
-    if row is None:
-        raise NotFound(f"no project {text!r} (see 'mediamesh project list')")
-    return row
 
 
 def _source_lookup(conn: Connection) -> Any:
@@ -217,10 +205,6 @@ def _public(conn: Connection, row: Any, stats: dict[int, dict[str, Any]] | None 
     return out
 
 
-#: The web UI's projects page answers from these while a recount runs (the API counts every time).
-_recent_stats = GenerationCache[dict[int, dict[str, Any]]](30.0)
-
-
 def list_projects(ctx: Context, recent_stats: bool = False) -> list[dict[str, Any]]:
     """Every project with its stats. ``recent_stats``: figures up to a few seconds old are good enough
     (they cost a pass over every membership: 0.6 s for 180 projects over 100k media); a project they do
@@ -228,8 +212,9 @@ def list_projects(ctx: Context, recent_stats: bool = False) -> list[dict[str, An
     with ctx.catalog.read() as conn:
         rows = conn.execute(select(projects).order_by(projects.c.name)).all()
         if recent_stats:
-            key = ("project-stats", ctx.catalog.instance)
-            stats = dict(_recent_stats.get(ctx.catalog, key, ctx.catalog.generation, _stats, conn))
+            # The web UI's projects page answers from these while a recount runs (the API counts each time).
+            recent = ctx.caches.named("project-stats", 30.0)
+            stats = dict(recent.get(ctx.catalog, ("project-stats",), ctx.catalog.generation, _stats, conn))
             unknown = [r.id for r in rows if r.id not in stats]
             if unknown:
                 stats.update(_stats(conn, unknown))

@@ -1,153 +1,152 @@
-"""The server's scan queue: scans asked for by the API, the CLI's server mode or a schedule all go through
-it. At most ``limit`` run at once, one per source (the scan records refuse a second, also across
-processes); the rest wait in order. Every running scan is cancellable; a shutdown cancels them all, and
-they end ``interrupted`` and resume on the next scan."""
+"""Scans as the API, the UI and the schedule ask for them: ``scan`` jobs in the durable queue.
+
+At most ``max_scans`` run at once in this server (the runner's scan lane), one per source (jobs of one
+key never run together; the scan records refuse a second, also across processes); the rest wait in
+order. A running scan is cancellable from any process; a shutdown gives it back to the queue, and the next
+start resumes it (a scan resumes where its committed batches end).
+"""
 
 from __future__ import annotations
 
-import logging
-import threading
-from collections import deque
-from dataclasses import dataclass, field
+import time
 from typing import Any
 
-from mediamesh.catalog.times import iso, now_utc
+from sqlalchemy import select
+
+from mediamesh.backends.base import InvalidPathError, clean_relpath
+from mediamesh.catalog import jobs as job_table
+from mediamesh.catalog.schema import jobs
+from mediamesh.catalog.times import iso
 from mediamesh.context import Context
-from mediamesh.errors import Conflict, MediameshError, NotFound
-from mediamesh.services.scans import get_scan, run_scan
+from mediamesh.errors import Conflict, InvalidInput, NotFound
+from mediamesh.services.jobs import JobRunner
+from mediamesh.services.scans import get_scan
 from mediamesh.services.sources import find_source
 
-log = logging.getLogger(__name__)
+#: How long ``start`` waits for a free slot to pick the scan up before answering "queued".
+START_WAIT = 5.0
 
 
-@dataclass
-class _Request:
-    source_id: int
-    source: str
-    path: str
-    confirm_missing: bool
-    trigger: str
-    queued_at: Any = field(default_factory=now_utc)
-    cancel: threading.Event = field(default_factory=threading.Event)
-    scan_id: int | None = None
-    error: MediameshError | None = None
-
-    def public(self, position: int) -> dict[str, Any]:
-        return {
-            "id": None,
-            "source": self.source,
-            "path": self.path,
-            "status": "queued",
-            "trigger": self.trigger,
-            "queued_at": iso(self.queued_at),
-            "position": position,
-        }
-
-
-class ScanRunner:
-    def __init__(self, ctx: Context, limit: int = 2) -> None:
+class ScanQueue:
+    def __init__(self, ctx: Context, runner: JobRunner | None = None) -> None:
         self.ctx = ctx
-        self.limit = limit
-        self._queue: deque[_Request] = deque()
-        self._running: dict[int, tuple[threading.Thread, _Request]] = {}  # by source id
-        self._lock = threading.Lock()
-        self._stopped = False
+        self.runner = runner
 
     def start(
         self, id_or_name: str, path: str = "", confirm_missing: bool = False, trigger: str = "api"
     ) -> dict[str, Any]:
-        """Start a scan now if a slot is free, else queue it. Returns the scan record once it exists (or
-        the queued request); raises why it cannot start (unknown source, unmounted, already running)."""
+        """Queue a scan and, when a slot is free, return its record once it runs (else the queued job);
+        raises why it cannot start (unknown or unmounted source, already running or queued)."""
+        try:
+            path = clean_relpath(path)
+        except InvalidPathError as exc:
+            raise InvalidInput(f"invalid path {path!r}: {exc}") from None
         with self.ctx.catalog.read() as conn:
             row = find_source(conn, id_or_name)
-        request = _Request(row.id, row.name, path, confirm_missing, trigger)
-        with self._lock:
-            if self._stopped:
-                raise Conflict("the server is shutting down")
-            if row.id in self._running or any(r.source_id == row.id for r in self._queue):
-                raise Conflict(f"a scan of {row.name!r} is already running or queued")
-            if len(self._running) >= self.limit:
-                self._queue.append(request)
-                return request.public(len(self._queue))
-            started = self._launch(request)
-        started.wait()
-        if request.scan_id is None:
-            raise request.error or Conflict(f"the scan of {row.name!r} did not start; see the server log")
-        return get_scan(self.ctx, request.scan_id)
-
-    def _launch(self, request: _Request) -> threading.Event:
-        """Run ``request`` on a thread of its own (the lock is held by the caller)."""
-        started = threading.Event()
-        thread = threading.Thread(
-            target=self._work, args=(request, started), name=f"mediamesh-scan-{request.source}", daemon=True
-        )
-        self._running[request.source_id] = (thread, request)
-        thread.start()
-        return started
-
-    def _work(self, request: _Request, started: threading.Event) -> None:
-        def on_started(scan_id: int) -> None:
-            request.scan_id = scan_id
-            started.set()
-
+        if not row.enabled:
+            raise InvalidInput(f"source {row.name!r} is unmounted; 'mediamesh source mount {row.name}' first")
         try:
-            run_scan(
-                self.ctx,
-                str(request.source_id),
-                request.path,
-                request.confirm_missing,
-                cancel=request.cancel,
-                on_started=on_started,
-                trigger=request.trigger,
+            job_id = job_table.enqueue(
+                self.ctx.catalog,
+                "scan",
+                {"path": path, "confirm_missing": confirm_missing},
+                key=f"scan:{row.id}",
+                source_id=row.id,
+                trigger=trigger,
+                exclusive=True,
+                max_attempts=3,
             )
-        except MediameshError as exc:
-            request.error = exc
-            if request.scan_id is None:
-                log.info("scan of %s did not start: %s", request.source, exc.message)
-        except Exception:  # logged; the scan record says failed
-            log.exception("background scan of %s failed", request.source)
-        finally:
-            started.set()
-            with self._lock:
-                self._running.pop(request.source_id, None)
-                if self._queue and not self._stopped:
-                    self._launch(self._queue.popleft())
+        except job_table.AlreadyQueued:
+            raise Conflict(f"a scan of {row.name!r} is already running or queued") from None
+        if self.runner is not None:
+            self.runner.wake()
+        deadline = time.monotonic() + START_WAIT
+        while True:
+            with self.ctx.catalog.read() as conn:
+                job = job_table.get_job(conn, job_id)
+            assert job is not None
+            scan_id = job["progress"].get("scan_id")
+            if scan_id is not None:
+                return {**get_scan(self.ctx, int(scan_id)), "job": job_id}
+            if job["state"] in job_table.FINISHED or (job["state"] == "queued" and job["error"]):
+                # It ended, or was put back for a retry, before a scan record existed: say why, now.
+                job_table.request_cancel(self.ctx.catalog, job_id)
+                raise Conflict(job["error"] or f"the scan of {row.name!r} did not start; see the server log")
+            if job["state"] == "queued" and (self.runner is None or time.monotonic() > deadline):
+                return self._queued(job)
+            if time.monotonic() > deadline + 30:  # claimed but not started: report it as it is
+                return self._queued(job)
+            time.sleep(0.02)
+
+    def _queued(self, job: dict[str, Any]) -> dict[str, Any]:
+        with self.ctx.catalog.read() as conn:
+            position = job_table.queued_position(conn, job["id"]) if job["state"] == "queued" else 0
+        return {
+            "id": None,
+            "job": job["id"],
+            "source": job["source"],
+            "path": job["payload"].get("path", ""),
+            "status": "queued",
+            "trigger": job["trigger"],
+            "queued_at": job["created_at"],
+            "position": position,
+        }
 
     def queued(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return [r.public(i) for i, r in enumerate(self._queue, 1)]
+        """Scans waiting for a slot, the next first."""
+        with self.ctx.catalog.read() as conn:
+            waiting = sorted(
+                job_table.list_jobs(conn, state="queued", kind="scan", limit=1000), key=lambda j: j["id"]
+            )
+        return [{**self._queued(j), "position": i} for i, j in enumerate(waiting, 1)]
 
     def running_scan_ids(self) -> list[int]:
-        with self._lock:
-            return [r.scan_id for _, r in self._running.values() if r.scan_id is not None]
+        """Scans running in this server."""
+        if self.runner is None:
+            return []
+        return [
+            int(c.values["scan_id"])
+            for c in self.runner.running().values()
+            if c.job.kind == "scan" and "scan_id" in c.values
+        ]
 
     def cancel(self, scan_id: int) -> dict[str, Any]:
-        """Stop a scan that runs in this server; it ends ``interrupted`` and the next scan resumes it."""
-        with self._lock:
-            found = next((r for _, r in self._running.values() if r.scan_id == scan_id), None)
-        if found is None:
-            scan = get_scan(self.ctx, scan_id)  # NotFound for an unknown id
-            if scan["status"] == "running":
-                raise Conflict(f"scan {scan_id} runs in another process; stop it there (Ctrl-C)")
+        """Stop a running scan, in this process or any other that runs jobs; it ends ``interrupted`` and
+        the next scan resumes it."""
+        scan = get_scan(self.ctx, scan_id)  # NotFound for an unknown id
+        if scan["status"] != "running":
             raise Conflict(f"scan {scan_id} is not running (it is {scan['status']})")
-        found.cancel.set()
+        job_id = self._job_of(scan_id)
+        if job_id is None:
+            raise Conflict(f"scan {scan_id} runs in another process (a CLI scan); stop it there (Ctrl-C)")
+        job_table.request_cancel(self.ctx.catalog, job_id)
+        if self.runner is not None:
+            control = self.runner.running().get(job_id)
+            if control is not None:
+                control.cancel.set()  # at once here; another process hears it with its next lease renewal
         return get_scan(self.ctx, scan_id)
+
+    def _job_of(self, scan_id: int) -> int | None:
+        with self.ctx.catalog.read() as conn:
+            rows = conn.execute(
+                select(jobs.c.id, jobs.c.progress).where(jobs.c.kind == "scan", jobs.c.state == "running")
+            ).all()
+        return next((r.id for r in rows if (r.progress or {}).get("scan_id") == scan_id), None)
 
     def unqueue(self, id_or_name: str) -> dict[str, Any]:
         """Drop a queued (not yet running) scan of a source."""
-        with self._lock:
-            for request in self._queue:
-                if id_or_name in (str(request.source_id), request.source):
-                    self._queue.remove(request)
-                    return {**request.public(0), "status": "cancelled"}
-        raise NotFound(f"no queued scan of {id_or_name!r}")
-
-    def stop(self, timeout: float = 30) -> None:
-        with self._lock:
-            self._stopped = True
-            self._queue.clear()
-            running = list(self._running.values())
-        for _, request in running:
-            request.cancel.set()
-        for thread, _ in running:
-            thread.join(timeout)
+        with self.ctx.catalog.read() as conn:
+            row = find_source(conn, id_or_name)
+            found = conn.execute(
+                select(jobs.c.id).where(jobs.c.key == f"scan:{row.id}", jobs.c.state == "queued")
+            ).first()
+        if found is None or job_table.request_cancel(self.ctx.catalog, found.id) != "queued":
+            raise NotFound(f"no queued scan of {id_or_name!r}")
+        return {
+            "id": None,
+            "job": found.id,
+            "source": row.name,
+            "status": "cancelled",
+            "queued_at": iso(None),
+            "position": 0,
+        }

@@ -8,15 +8,19 @@ from collections.abc import Callable
 from typing import Any
 
 from mediamesh.backends.base import InvalidPathError, clean_relpath
+from mediamesh.catalog import jobs as job_table
 from mediamesh.catalog import scans as catalog_scans
+from mediamesh.catalog.jobs import Job
 from mediamesh.catalog.scans import scan_summary
 from mediamesh.catalog.times import now_utc
 from mediamesh.context import Context
 from mediamesh.errors import InvalidInput, NotFound
-from mediamesh.metadata.stage import extract
+from mediamesh.metadata.stage import extract, unprobed_count
 from mediamesh.projects.assign import assign
+from mediamesh.scanning.model import ScanStats
 from mediamesh.scanning.pipeline import ProgressFn, Scanner, ScanOptions, SourceRef
 from mediamesh.scanning.safety import MissingPolicy
+from mediamesh.services.jobs import Handler, JobControl
 from mediamesh.services.sources import backend_for, check_source, find_source, path_filter_for, record_health
 
 log = logging.getLogger(__name__)
@@ -57,53 +61,99 @@ def run_scan(
         trigger=trigger,
     )
     source = SourceRef(row.id, row.name, dict(row.identity or {}), path_filter_for(row))
-    backend = backend_for(ctx, row)
+    backend = backend_for(ctx, row)  # shared with probes and content: never closed here
     scanner = Scanner(ctx.catalog, backend, source, options, progress, cancel, on_started)
-    try:
-        scan_id = scanner.run()
-        projects = _assign_projects(ctx, row.id)
-        metadata = None
-        if scanner.unreachable is None:
-            metadata = _extract_metadata(ctx, backend, row.id, cancel)
-    finally:
-        backend.close()
-        if scanner.unreachable is not None:  # known now; the next health probe would only say it later
-            record_health(
-                ctx,
-                row.id,
-                {
-                    "health_status": "offline",
-                    "health_checked_at": now_utc(),
-                    "health_error": scanner.unreachable,
-                },
-            )
+    scan_id = scanner.run()
+    if scanner.unreachable is not None:  # known now; the next health probe would only say it later
+        ctx.connections.reset(row.id)
+        record_health(
+            ctx,
+            row.id,
+            {"health_status": "offline", "health_checked_at": now_utc(), "health_error": scanner.unreachable},
+        )
+    projects = _assign_projects(ctx, row.id)
     summary = get_scan(ctx, scan_id)
     summary["projects"] = projects
-    summary["metadata"] = metadata
+    summary["metadata"] = None  # enrichment is a job of its own (see queue_enrichment)
     return summary
-
-
-def _extract_metadata(
-    ctx: Context, backend: Any, source_id: int, cancel: threading.Event | None
-) -> dict[str, Any] | None:
-    """The extract stage, after every scan: media of this source never probed are probed once (and
-    pictured when MEDIAMESH_THUMBNAILS is eager). Failures are logged; they never fail the scan."""
-    root = ctx.settings.thumbnail_dir if ctx.settings.thumbnails == "eager" else None
-    try:
-        return extract(ctx.catalog, backend, source_id, root, cancel).public()
-    except Exception:
-        log.exception("extracting metadata after scanning source %s failed", source_id)
-        return None
 
 
 def _assign_projects(ctx: Context, source_id: int) -> dict[str, Any] | None:
     """The assign stage, after every scan: rules and templates over the locations that scans added,
-    changed or moved since it last ran for this source (the catalog only; a crash in between is caught up). A failure here is logged; it never fails the scan, whose records are already committed."""
+    changed or moved since it last ran for this source (the catalog only: fast, so part of the index
+    phase). A failure is logged; it never fails the scan, whose records are already committed."""
     try:
         return assign(ctx.catalog, source_ids=[source_id], changed_only=True).public()
     except Exception:
         log.exception("assigning projects after scanning source %s failed", source_id)
         return None
+
+
+# -- enrichment ------------------------------------------------------------------------------------------
+def queue_enrichment(ctx: Context, source_id: int, trigger: str = "scan") -> int:
+    """Queue the extract job of a source (metadata, and thumbnails when eager): one waits per source."""
+    return job_table.enqueue(
+        ctx.catalog, "extract", key=f"extract:{source_id}", source_id=source_id, trigger=trigger, priority=-10
+    )
+
+
+def pending_enrichment(ctx: Context, source_id: int) -> int:
+    """Media of a source that the extract stage has not probed yet."""
+    with ctx.catalog.read() as conn:
+        return unprobed_count(conn, source_id)
+
+
+def run_enrichment(
+    ctx: Context,
+    source_id: int,
+    progress: Callable[[dict[str, Any]], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> dict[str, Any]:
+    """The extract stage of one source in this thread: probe (and picture, when eager) its never-probed
+    media. Failures of single files are recorded with them; an unreachable source stops the stage."""
+    with ctx.catalog.read() as conn:
+        row = find_source(conn, source_id)
+    root = ctx.settings.thumbnail_dir if ctx.settings.thumbnails == "eager" else None
+    result = extract(ctx.catalog, backend_for(ctx, row), row.id, root, cancel, progress)
+    if result.unreachable is not None:
+        ctx.connections.reset(row.id)
+    return result.public()
+
+
+# -- job handlers (see services/jobs.py) -----------------------------------------------------------------
+def scan_job(ctx: Context, job: Job, control: JobControl) -> dict[str, Any]:
+    """Handler of ``scan`` jobs: the index phase, then enrichment queued as a job of its own."""
+    if job.source_id is None:
+        raise InvalidInput("a scan job needs a source")
+
+    def report(stats: ScanStats) -> None:
+        control.progress(
+            {"files_seen": stats.files_seen, "files_new": stats.files_new, "current_path": stats.current_path}
+        )
+
+    summary = run_scan(
+        ctx,
+        str(job.source_id),
+        str(job.payload.get("path", "")),
+        bool(job.payload.get("confirm_missing", False)),
+        progress=report,
+        cancel=control.cancel,
+        on_started=lambda scan_id: control.progress({"scan_id": scan_id}, force=True),
+        trigger=job.trigger,
+    )
+    if summary["status"] != "failed" or summary["files_new"] or summary["files_changed"]:
+        queue_enrichment(ctx, job.source_id, trigger=job.trigger)
+    return {"scan_id": summary["id"], "status": summary["status"], "projects": summary.get("projects")}
+
+
+def extract_job(ctx: Context, job: Job, control: JobControl) -> dict[str, Any]:
+    """Handler of ``extract`` jobs: enrichment of one source, with its progress kept with the job."""
+    if job.source_id is None:
+        raise InvalidInput("an extract job needs a source")
+    return run_enrichment(ctx, job.source_id, control.progress, control.cancel)
+
+
+HANDLERS: dict[str, Handler] = {"scan": scan_job, "extract": extract_job}
 
 
 def get_scan(ctx: Context, scan_id: int) -> dict[str, Any]:

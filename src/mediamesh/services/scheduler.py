@@ -7,7 +7,7 @@ import threading
 
 from mediamesh.context import Context
 from mediamesh.errors import Conflict, MediameshError
-from mediamesh.services.scan_runner import ScanRunner
+from mediamesh.services.scan_runner import ScanQueue
 from mediamesh.services.schedule import due_sources
 
 log = logging.getLogger(__name__)
@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 class Scheduler:
     """A thread of ``serve`` that looks for due scans every ``tick`` seconds."""
 
-    def __init__(self, ctx: Context, runner: ScanRunner, tick: float = 30.0) -> None:
+    def __init__(self, ctx: Context, runner: ScanQueue, tick: float = 30.0) -> None:
         self.ctx = ctx
         self.runner = runner
         self.tick = tick

@@ -10,15 +10,25 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, distinct, func, insert, select, update
 
-from mediamesh.backends import WITH_PASSWORD, Location, credential_scope, open_backend, parse_location
+from mediamesh.backends import (
+    Location,
+    compose_location,
+    credential_scope,
+    kind_of,
+    open_backend,
+    parse_location,
+    registry,
+    takes_secret,
+)
 from mediamesh.backends.base import Backend, ProbeResult
-from mediamesh.catalog.cache import GenerationCache
+from mediamesh.backends.registry import BackendKind
+from mediamesh.catalog import queries
 from mediamesh.catalog.scans import scan_summary
 from mediamesh.catalog.schema import files, scans, source_mounts, sources
 from mediamesh.catalog.times import iso, now_utc
 from mediamesh.context import Context
 from mediamesh.crypto import SecretBox
-from mediamesh.errors import Conflict, Forbidden, InvalidInput, LocationUnreachable, NotFound
+from mediamesh.errors import Conflict, Forbidden, InvalidInput, LocationUnreachable
 from mediamesh.scanning.filters import PathFilter, validate_globs
 from mediamesh.services.schedule import parse_schedule, validate_schedule
 
@@ -34,28 +44,40 @@ def validate_name(name: str) -> str:
     return name
 
 
-ROW_ID = re.compile(r"[0-9]{1,18}")
-
-
-def find_source(conn: Connection, id_or_name: str | int) -> Any:
-    """The source row named by numeric id or by name, or NotFound."""
-    text = str(id_or_name)
-    # ASCII digits only ("²".isdigit() is true), and short: longer cannot be an id (nor overflow a query).
-    numeric = ROW_ID.fullmatch(text) is not None
-    cond = sources.c.id == int(text) if numeric else sources.c.name == text
-    row = conn.execute(select(sources).where(cond)).first()
-    if row is None:
-        raise NotFound(f"no source {text!r} (see 'mediamesh source list')")
-    return row
+ROW_ID = queries.ROW_ID
+find_source = queries.find_source
 
 
 def secret_of(ctx: Context, row: Any) -> dict[str, Any] | None:
-    """A stored source's credentials, decrypted only for the use at hand."""
-    return SecretBox.from_settings(ctx.settings).open(row.secret) if row.secret else None
+    return ctx.secret_of(row)
 
 
 def backend_for(ctx: Context, row: Any) -> Backend:
-    return open_backend(row.kind, row.location, secret_of(ctx, row), ctx.local_roots)
+    """The source's live backend, shared with every other user in this process (see Connections)."""
+    return ctx.connections.get(row)
+
+
+def source_kinds() -> list[dict[str, Any]]:
+    return [k.public() for k in registry.kinds()]
+
+
+def registered_kinds() -> list[BackendKind]:
+    return registry.kinds()
+
+
+def source_kind(name: str) -> BackendKind:
+    return kind_of(name)
+
+
+def location_text(location: str | None, kind: str | None, fields: dict[str, str] | None) -> str | None:
+    """A location as typed, or made from a form's fields (``kind`` + ``fields``, the UI's form)."""
+    if fields is not None:
+        if location is not None:
+            raise InvalidInput("give either a location or a kind with its fields, not both")
+        if kind is None:
+            raise InvalidInput("fields need the kind of source they describe")
+        return compose_location(kind, fields)
+    return location
 
 
 def probe_location(ctx: Context, kind: str, location: str, secret: dict[str, Any] | None) -> ProbeResult:
@@ -151,9 +173,9 @@ def _new_location(
     """A location given for a new source (or a test of one), and the credentials given with it. A local
     folder must be below the allowed roots (MEDIAMESH_LOCAL_ROOTS), never the data dir or a system folder."""
     loc = parse_location(location)
-    if password is not None and loc.kind not in WITH_PASSWORD:
+    if password is not None and not takes_secret(loc.kind):
         raise InvalidInput(f"{loc.kind} sources take no password")
-    if loc.kind == "local":
+    if kind_of(loc.kind).features.local_paths:  # a folder on this machine
         reason = ctx.local_roots.refusal(os.path.realpath(loc.display))
         if reason is not None:
             raise Forbidden(f"cannot use {loc.display}: {reason}")
@@ -216,6 +238,7 @@ def add_source(
                 enabled=True,
                 options=options,
                 identity=probe.identity if probe.reachable else {},
+                features=kind_of(loc.kind).features.public(),
                 secret=SecretBox.from_settings(ctx.settings).seal(secret) if secret else None,
                 created_at=now,
                 updated_at=now,
@@ -275,16 +298,17 @@ def _count_media_per_source(conn: Connection) -> dict[int, int]:
     return {int(source_id): int(n) for source_id, n in rows}
 
 
-#: Media per source is a pass over every location (0.4 s for 133k): made in the background when the
-#: catalog changed, at most every 10 s while a scan runs; the last one is answered meanwhile.
-_media_counts = GenerationCache[dict[int, int]](ttl=300.0, min_age=10.0)
-
-
 def media_per_source(ctx: Context) -> dict[int, int]:
-    """Source id -> media with a present location there (may lag a running scan by about 10 s)."""
+    """Source id -> media with a present location there (may lag a running scan by about 10 s).
+
+    A pass over every location (0.4 s for 133k): made in the background when the catalog changed, at
+    most every 10 s while a scan runs; the last one is answered meanwhile."""
+    cache = ctx.caches.named("media-per-source", ttl=300.0, min_age=10.0)
     with ctx.catalog.read() as conn:
-        key = ("media-per-source", ctx.catalog.instance)
-        return _media_counts.get(ctx.catalog, key, ctx.catalog.generation, _count_media_per_source, conn)
+        counts: dict[int, int] = cache.get(
+            ctx.catalog, ("media-per-source",), ctx.catalog.generation, _count_media_per_source, conn
+        )
+    return counts
 
 
 def source_names(ctx: Context) -> list[str]:
@@ -336,7 +360,11 @@ def check_source(ctx: Context, id_or_name: str) -> dict[str, Any]:
     """Probe a source now and record its health."""
     with ctx.catalog.read() as conn:
         row = find_source(conn, id_or_name)
+    # A new connection, as Test connection makes: what a session made before would say is not the
+    # question (a hung NAS holds it for the full request timeout, twice).
     probe = probe_location(ctx, row.kind, row.location, secret_of(ctx, row))
+    if not probe.reachable:
+        ctx.connections.reset(row.id)  # every user of the source connects afresh
     record_health(ctx, row.id, health_values(row, probe))
     return show_source(ctx, str(row.id))
 
@@ -377,12 +405,12 @@ def update_source(
         loc, _ = _new_location(ctx, location, password)
         if loc.kind != row.kind:
             raise InvalidInput(f"a {row.kind} source cannot move to a {loc.kind} location; add a new source")
-        if loc.kind == "local" and loc.display != row.location and not may_move_local:
+        if kind_of(loc.kind).features.local_paths and loc.display != row.location and not may_move_local:
             raise Forbidden("pointing a local source at another folder needs an admin token")
         kind, display = loc.kind, loc.display
         values["location"] = display
     if password is not None:
-        if row.kind not in WITH_PASSWORD:
+        if not takes_secret(row.kind):
             raise InvalidInput(f"{row.kind} sources take no password")
         new_secret = {**(secret_of(ctx, row) or {}), "password": password}
         values["secret"] = SecretBox.from_settings(ctx.settings).seal(new_secret)
@@ -427,6 +455,7 @@ def set_mounted(ctx: Context, id_or_name: str, mounted: bool) -> dict[str, Any]:
     update_source(ctx, str(row.id), enabled=mounted)
     if mounted:
         return check_source(ctx, str(row.id))
+    ctx.connections.reset(row.id)
     record_health(ctx, row.id, {"health_status": "unknown", "health_error": "unmounted"})
     save_mount(ctx, row.id, "disconnected", None, None)
     return show_source(ctx, str(row.id))
@@ -466,6 +495,7 @@ def remove_source(ctx: Context, id_or_name: str) -> dict[str, Any]:
         removed = conn.execute(delete(files).where(files.c.source_id == row.id)).rowcount
         conn.execute(delete(scans).where(scans.c.source_id == row.id))
         conn.execute(delete(sources).where(sources.c.id == row.id))
+    ctx.connections.reset(row.id)
     return {"id": row.id, "name": row.name, "files_forgotten": removed}
 
 

@@ -13,7 +13,7 @@ from mediamesh.catalog.schema import media
 from mediamesh.context import Context
 from mediamesh.errors import InvalidInput, NotFound, SourceUnavailable
 from mediamesh.metadata import thumbnails
-from mediamesh.services.content import BackendPool, open_media
+from mediamesh.services.content import open_media
 from mediamesh.services.media import parse_media_id
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ class Thumbnail:
     reason: str | None = None
 
 
-def thumbnail(ctx: Context, pool: BackendPool, media_id: str, size: str) -> Thumbnail:
+def thumbnail(ctx: Context, media_id: str, size: str) -> Thumbnail:
     if size not in thumbnails.SIZES:
         raise InvalidInput(f"size must be one of {', '.join(thumbnails.SIZES)}")
     media_id = parse_media_id(media_id)
@@ -51,7 +51,7 @@ def thumbnail(ctx: Context, pool: BackendPool, media_id: str, size: str) -> Thum
         reason = "not probed yet" if row.metadata_at is None else "its content was not recognised"
         return Thumbnail(thumbnails.placeholder(root, kind, size), True, reason)
     try:
-        opened = open_media(ctx, pool, media_id)
+        opened = open_media(ctx, media_id)
     except (SourceUnavailable, NotFound) as exc:
         return Thumbnail(thumbnails.placeholder(root, kind, size), True, exc.message)
     try:

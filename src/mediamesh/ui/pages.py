@@ -1,7 +1,7 @@
 """The web UI: pages rendered on the server from the same services as the API and the CLI.
 
 Pages only read. Everything that changes something is done by the page's script through the JSON API,
-authenticated by the session cookie plus the page's CSRF token (see ui/session.py and api/security.py).
+authenticated by the session cookie plus the page's CSRF token (see web/session.py and web/security.py).
 No build step and no CDN: templates, one stylesheet and one script ship inside the package.
 """
 
@@ -24,19 +24,19 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from mediamesh import __version__
-from mediamesh.api.deps import RowId, run_query
-from mediamesh.api.security import browser_session, slow_down
-from mediamesh.backends import KINDS as SOURCE_KINDS
 from mediamesh.context import Context
 from mediamesh.errors import InvalidInput
 from mediamesh.projects.rules import KINDS
+from mediamesh.services import jobs as job_svc
 from mediamesh.services import media as media_svc
 from mediamesh.services import projects as project_svc
 from mediamesh.services import scans as scan_svc
 from mediamesh.services import sources as source_svc
 from mediamesh.services import tokens as token_svc
-from mediamesh.ui import session
 from mediamesh.ui.format import FILTERS
+from mediamesh.web import session
+from mediamesh.web.deps import RowId, run_query
+from mediamesh.web.security import browser_session, slow_down
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
@@ -181,6 +181,11 @@ def _dashboard(ctx: Context, queued: list[dict[str, Any]]) -> dict[str, Any]:
         "running": running,
         "queued": queued,
         "recent": recent,
+        "enrichment": [
+            j
+            for state in ("running", "queued")
+            for j in job_svc.list_jobs(ctx, state=state, kind="extract", limit=10)
+        ],
         "totals": media_svc.catalog_totals(ctx),
     }
 
@@ -203,31 +208,31 @@ async def dashboard_live(request: Request, me: Me) -> Response:
 async def new_source(
     request: Request, me: Me, kind: Annotated[str, Query(pattern="^[a-z]{1,16}$")] = "local"
 ) -> Response:
-    if kind not in SOURCE_KINDS:
-        raise InvalidInput(f"unknown kind of source {kind!r}: use one of {', '.join(SOURCE_KINDS)}")
-    return render(request, "source_form.html", me, source=None, kind=kind, kinds=SOURCE_KINDS, smb={})
-
-
-def _smb_fields(location: str) -> dict[str, Any]:
-    from mediamesh.backends.smb import DEFAULT_PORT, SmbOptions
-
-    opts = SmbOptions.parse(location)
-    port = "" if opts.port == DEFAULT_PORT else str(opts.port)
-    return {
-        "host": opts.host,
-        "port": port,
-        "share": opts.share,
-        "folder": opts.subpath,
-        "user": opts.username,
-    }
+    chosen = source_svc.source_kind(kind)  # InvalidInput names the kinds there are
+    return render(
+        request,
+        "source_form.html",
+        me,
+        source=None,
+        kind=chosen,
+        kinds=source_svc.registered_kinds(),
+        values={},
+    )
 
 
 @router.get("/sources/{name}/edit")
 async def edit_source(name: str, request: Request, me: Me) -> Response:
     source = await run_query(request, source_svc.show_source, ctx_of(request), name)
-    smb = _smb_fields(source["location"]) if source["kind"] == "smb" else {}
+    kind = source_svc.source_kind(source["kind"])
+    values = kind.fields(source["location"])
     return render(
-        request, "source_form.html", me, source=source, kind=source["kind"], kinds=SOURCE_KINDS, smb=smb
+        request,
+        "source_form.html",
+        me,
+        source=source,
+        kind=kind,
+        kinds=source_svc.registered_kinds(),
+        values=values,
     )
 
 

@@ -10,19 +10,19 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from mediamesh.api.deps import Ctx, RowId, run_query, source_limiter
 from mediamesh.api.responses import FastJSON
 from mediamesh.api.schemas import AUTHENTICATED, FilePage, Media, MediaPage
-from mediamesh.api.security import Read, ReadOrLink, Write
 from mediamesh.api.streaming import UNTRUSTED_CONTENT, content_response
 from mediamesh.errors import InvalidInput
 from mediamesh.services import content as content_svc
 from mediamesh.services import links
 from mediamesh.services import media as media_svc
 from mediamesh.services import scans as scan_svc
+from mediamesh.services import sources as source_svc
 from mediamesh.services import thumbs as thumbs_svc
 from mediamesh.services.scans import get_scan
-from mediamesh.services.sources import find_source
+from mediamesh.web.deps import Ctx, RowId, run_query, source_limiter
+from mediamesh.web.security import Read, ReadOrLink, Write
 
 router = APIRouter(prefix="/api/v1", tags=["catalog"], responses=AUTHENTICATED)
 
@@ -128,8 +128,7 @@ _CONTENT_RESPONSES: dict[int | str, dict[str, Any]] = {
 async def media_content(media_id: str, request: Request, ctx: Ctx, _: ReadOrLink) -> Response:
     """The media's bytes from a reachable location (online sources first, then by priority)."""
     limiter = source_limiter(request)
-    pool = request.app.state.content_backends
-    opened = await anyio.to_thread.run_sync(content_svc.open_media, ctx, pool, media_id, limiter=limiter)
+    opened = await anyio.to_thread.run_sync(content_svc.open_media, ctx, media_id, limiter=limiter)
     return content_response(request, opened, immutable=True, limiter=limiter)
 
 
@@ -143,8 +142,7 @@ async def media_content(media_id: str, request: Request, ctx: Ctx, _: ReadOrLink
 async def file_content(file_id: RowId, request: Request, ctx: Ctx, _: ReadOrLink) -> Response:
     """The bytes of one location."""
     limiter = source_limiter(request)
-    pool = request.app.state.content_backends
-    opened = await anyio.to_thread.run_sync(content_svc.open_file, ctx, pool, file_id, limiter=limiter)
+    opened = await anyio.to_thread.run_sync(content_svc.open_file, ctx, file_id, limiter=limiter)
     return content_response(request, opened, immutable=False, limiter=limiter)
 
 
@@ -164,9 +162,8 @@ async def media_thumbnail(
 ) -> Response:
     """A thumbnail (WebP), cached by media id; a placeholder for audio and other kinds, or while no copy can
     be reached (then marked ``X-Mediamesh-Placeholder`` and cached briefly)."""
-    pool = request.app.state.content_backends
     thumb = await anyio.to_thread.run_sync(
-        thumbs_svc.thumbnail, ctx, pool, media_id, size, limiter=source_limiter(request)
+        thumbs_svc.thumbnail, ctx, media_id, size, limiter=source_limiter(request)
     )
     etag = f'"{thumb.path.stem}"'
     headers = {"ETag": etag, **UNTRUSTED_CONTENT}
@@ -252,9 +249,8 @@ def list_scans(
     """Queued scans (of this server), then recorded ones, newest first; running ones show live progress."""
     queued = request.app.state.scans.queued()
     if source is not None:
-        with ctx.catalog.read() as conn:
-            row = find_source(conn, source)
-        queued = [q for q in queued if q["source"] == row.name]
+        name = source_svc.show_source(ctx, source)["name"]
+        queued = [q for q in queued if q["source"] == name]
     data = queued if status in (None, "queued") else []
     if status != "queued":
         data += scan_svc.list_scans(ctx, source, status, limit)

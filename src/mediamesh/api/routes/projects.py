@@ -7,14 +7,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from mediamesh.api.deps import Ctx, run_query
 from mediamesh.api.responses import FastJSON
 from mediamesh.api.schemas import AUTHENTICATED, MediaPage
-from mediamesh.api.security import Read, Write
 from mediamesh.errors import NotFound
 from mediamesh.services import media as media_svc
 from mediamesh.services import projects as svc
 from mediamesh.services.sources import ROW_ID
+from mediamesh.web.deps import Ctx, run_query
+from mediamesh.web.security import Read, Write
 
 router = APIRouter(prefix="/api/v1", tags=["projects"], responses=AUTHENTICATED)
 

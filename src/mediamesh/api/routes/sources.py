@@ -7,10 +7,10 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from mediamesh.api.deps import Ctx
 from mediamesh.api.schemas import AUTHENTICATED
-from mediamesh.api.security import Read, Write
 from mediamesh.services import sources as svc
+from mediamesh.web.deps import Ctx
+from mediamesh.web.security import Read, Write
 
 router = APIRouter(prefix="/api/v1/sources", tags=["sources"], responses=AUTHENTICATED)
 
@@ -18,7 +18,16 @@ router = APIRouter(prefix="/api/v1/sources", tags=["sources"], responses=AUTHENT
 class SourceCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(max_length=64, examples=["nas19"])
-    location: str = Field(max_length=4096, examples=["smb://media@192.168.0.19/video", "/mnt/media"])
+    location: str | None = Field(
+        None, max_length=4096, examples=["smb://media@192.168.0.19/video", "/mnt/media"]
+    )
+    kind: str | None = Field(None, max_length=16, description="With fields: the kind they describe.")
+    fields: dict[str, str] | None = Field(
+        None,
+        max_length=32,
+        description="Instead of location: the kind's form fields (GET /api/v1/sources/kinds), "
+        'such as {"host": "nas.local", "share": "video"}.',
+    )
     password: str | None = Field(None, max_length=1024, description="Stored encrypted, never returned.")
     include: list[str] = Field(default_factory=list, max_length=100)
     exclude: list[str] = Field(default_factory=list, max_length=100)
@@ -32,6 +41,13 @@ class SourceCreate(BaseModel):
 class SourceUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     location: str | None = Field(None, max_length=4096)
+    kind: str | None = Field(None, max_length=16, description="With fields: the kind they describe.")
+    fields: dict[str, str] | None = Field(
+        None,
+        max_length=32,
+        description="Instead of location: the kind's form fields (GET /api/v1/sources/kinds), "
+        'such as {"host": "nas.local", "share": "video"}.',
+    )
     password: str | None = Field(None, max_length=1024)
     include: list[str] | None = Field(None, max_length=100)
     exclude: list[str] | None = Field(None, max_length=100)
@@ -43,7 +59,16 @@ class SourceUpdate(BaseModel):
 
 class LocationTest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    location: str = Field(max_length=4096, examples=["smb://media@192.168.0.19/video", "/mnt/media"])
+    location: str | None = Field(
+        None, max_length=4096, examples=["smb://media@192.168.0.19/video", "/mnt/media"]
+    )
+    kind: str | None = Field(None, max_length=16, description="With fields: the kind they describe.")
+    fields: dict[str, str] | None = Field(
+        None,
+        max_length=32,
+        description="Instead of location: the kind's form fields (GET /api/v1/sources/kinds), "
+        'such as {"host": "nas.local", "share": "video"}.',
+    )
     password: str | None = Field(None, max_length=1024, description="Used for this test only, not stored.")
     source: str | None = Field(
         None, max_length=64, description="A registered source whose stored password to use if none is given."
@@ -56,12 +81,20 @@ def list_sources(ctx: Ctx, _: Read) -> dict[str, Any]:
     return {"data": data, "count": len(data)}
 
 
+@router.get("/kinds")
+def source_kinds(_: Read) -> dict[str, Any]:
+    """The kinds of source this server can read: location syntax, form fields (which are secret), and
+    features."""
+    data = svc.source_kinds()
+    return {"data": data, "count": len(data)}
+
+
 @router.post("", status_code=201)
 def add_source(body: SourceCreate, ctx: Ctx, _: Write) -> dict[str, Any]:
     return svc.add_source(
         ctx,
         body.name,
-        body.location,
+        svc.location_text(body.location, body.kind, body.fields) or "",
         body.include,
         body.exclude,
         body.force,
@@ -74,7 +107,8 @@ def add_source(body: SourceCreate, ctx: Ctx, _: Write) -> dict[str, Any]:
 @router.post("/test")
 def test_location(body: LocationTest, ctx: Ctx, _: Write) -> dict[str, Any]:
     """Try a location before registering it: reachable or not and why, latency, capacity. Nothing is saved."""
-    return svc.test_location(ctx, body.location, body.password, body.source)
+    location = svc.location_text(body.location, body.kind, body.fields) or ""
+    return svc.test_location(ctx, location, body.password, body.source)
 
 
 @router.get("/{id_or_name}")
@@ -91,7 +125,7 @@ def update_source(id_or_name: str, body: SourceUpdate, ctx: Ctx, token: Write) -
     return svc.update_source(
         ctx,
         id_or_name,
-        location=body.location,
+        location=svc.location_text(body.location, body.kind, body.fields),
         include=body.include,
         exclude=body.exclude,
         password=body.password,

@@ -7,10 +7,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from mediamesh.api.deps import Ctx, RowId
 from mediamesh.api.schemas import AUTHENTICATED
-from mediamesh.api.security import Admin
 from mediamesh.services import tokens as svc
+from mediamesh.web.deps import Ctx, RowId
+from mediamesh.web.security import Admin
 
 router = APIRouter(prefix="/api/v1/tokens", tags=["tokens"], responses=AUTHENTICATED)
 

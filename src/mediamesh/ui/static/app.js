@@ -158,13 +158,13 @@ function sourceForm(form) {
   const value = (name) => (form.elements[name]?.value || "").trim();
   const result = form.querySelector("#location-error");
 
-  function locationOf() {
-    if (kind === "local") return value("path");
-    const user = value("user") ? encodeURIComponent(value("user")) + "@" : "";
-    const port = value("port") ? ":" + value("port") : "";
-    const folder = value("folder").replace(/^\/+|\/+$/g, "");
-    const segments = [value("share"), ...folder.split("/").filter(Boolean)].map(encodeURIComponent);
-    return `smb://${user}${value("host")}${port}/${segments.join("/")}`;
+  // The kind's fields, as the server described them (data-option); the server makes the location.
+  const options = [...form.querySelectorAll("[data-option]:not([data-secret])")];
+  const secret = form.querySelector("[data-secret]");
+  function whereTo() {
+    const fields = {};
+    for (const input of options) fields[input.name] = input.value.trim();
+    return { kind, fields };
   }
 
   function clearErrors() {
@@ -175,13 +175,13 @@ function sourceForm(form) {
   }
 
   function missing() {
-    const required = kind === "local" ? ["path"] : ["host", "share"];
-    const empty = required.filter((name) => !value(name));
-    empty.forEach((name) => form.elements[name].setAttribute("aria-invalid", "true"));
+    const empty = [...form.querySelectorAll("[data-required]")].filter((input) => !input.value.trim());
+    empty.forEach((input) => input.setAttribute("aria-invalid", "true"));
     if (empty.length) {
-      result.textContent = `Fill in: ${empty.join(", ")}.`;
+      const labels = empty.map((input) => form.querySelector(`label[for="${input.id}"]`)?.textContent.trim() || input.name);
+      result.textContent = `Fill in: ${labels.join(", ")}.`;
       result.className = "test-result bad";
-      form.elements[empty[0]].focus();
+      empty[0].focus();
     }
     return empty.length > 0;
   }
@@ -189,11 +189,12 @@ function sourceForm(form) {
   function locationError(text) {
     result.textContent = text;
     result.className = "test-result bad";
-    // Mark the field the message is about: the password for a refused log-on, the share, or the host.
-    let name = kind === "local" ? "path" : "host";
-    if (kind !== "local" && /password|user name|logon|log on|credential|access denied/i.test(text)) name = "password";
-    else if (kind !== "local" && /share/i.test(text)) name = "share";
-    form.elements[name].setAttribute("aria-invalid", "true");
+    // Mark the field the message is about: a secret for a refused log-on, else the field it names, else
+    // the first one.
+    let input = options[0];
+    if (secret && /password|user name|logon|log on|credential|access denied/i.test(text)) input = secret;
+    else input = options.find((o) => new RegExp(`\\b${o.name}\\b`, "i").test(text)) || input;
+    input?.setAttribute("aria-invalid", "true");
   }
 
   function place(text) {
@@ -223,8 +224,8 @@ function sourceForm(form) {
     const button = event.currentTarget;
     busy(button, true);
     result.textContent = "Connecting…";
-    const body = { location: locationOf() };
-    if (value("password")) body.password = form.elements.password.value;
+    const body = whereTo();
+    if (secret && secret.value) body.password = secret.value;
     else if (editing) body.source = editing;
     const answer = await api("POST", "/api/v1/sources/test", body);
     busy(button, false);
@@ -252,13 +253,13 @@ function sourceForm(form) {
     }
     if (missing()) return;
     const body = {
-      location: locationOf(),
+      ...whereTo(),
       include: lines(form.elements.include.value),
       exclude: lines(form.elements.exclude.value),
       schedule: value("schedule") || (editing ? "" : null),
       priority: Number(value("priority") || 0),
     };
-    if (form.elements.password && form.elements.password.value) body.password = form.elements.password.value;
+    if (secret && secret.value) body.password = secret.value;
     if (!editing) body.name = value("name");
     const button = form.querySelector('button[type="submit"]');
     busy(button, true);

@@ -18,11 +18,11 @@ from fastapi import Depends, HTTPException, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mediamesh.api.errors import error_response
 from mediamesh.context import Context
 from mediamesh.services import tokens as token_svc
 from mediamesh.services.links import link_is_valid
-from mediamesh.ui import session
+from mediamesh.web import session
+from mediamesh.web.errors import error_response
 
 FREE_FAILURES = 5
 WINDOW = 60.0
@@ -181,7 +181,7 @@ async def slow_down(request: Request) -> None:
 
 
 async def browser_session(request: Request) -> tuple[session.Session, dict[str, Any]] | None:
-    """The session and token behind a browser's session cookie (see ui/session.py), or None."""
+    """The session and token behind a browser's session cookie (see web/session.py), or None."""
     value = request.cookies.get(session.COOKIE)
     if not value:
         return None

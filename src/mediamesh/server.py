@@ -1,4 +1,5 @@
-"""The app factory. The full LAN API (tokens, sources, media) builds on this."""
+"""The composition root of ``mediamesh serve``: the context, the job runner, the source monitor and the
+schedule, and the ASGI app that puts the API (``api/``) and the web UI (``ui/``) on them."""
 
 from __future__ import annotations
 
@@ -9,46 +10,52 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from mediamesh import __version__
-from mediamesh.api import errors
-from mediamesh.api.deps import no_unknown_query, run_query
-from mediamesh.api.limits import RequestLimits
 from mediamesh.api.metrics import CONTENT_TYPE, Metrics, MetricsMiddleware
 from mediamesh.api.responses import FastJSON
-from mediamesh.api.routes import catalog, projects, sources, tokens
+from mediamesh.api.routes import catalog, jobs, projects, sources, tokens
 from mediamesh.api.schemas import COMMON
 from mediamesh.api.schemas import errors as error_responses
-from mediamesh.api.security import AllowlistMiddleware, FailedLogins, Read, TokenCache
-from mediamesh.catalog.scans import recover_abandoned
 from mediamesh.config import Settings
-from mediamesh.context import create_context
-from mediamesh.services.content import BackendPool
-from mediamesh.services.lifecycle import SourceManager
-from mediamesh.services.scan_runner import ScanRunner
+from mediamesh.context import Context, create_context
+from mediamesh.services.jobs import Handler, JobRunner, Lane
+from mediamesh.services.lifecycle import SourceManager, recover_abandoned
+from mediamesh.services.scan_runner import ScanQueue
+from mediamesh.services.scans import HANDLERS
 from mediamesh.services.scheduler import Scheduler
 from mediamesh.ui import pages as ui_pages
+from mediamesh.web import errors
+from mediamesh.web.deps import no_unknown_query, run_query
+from mediamesh.web.limits import RequestLimits
+from mediamesh.web.security import AllowlistMiddleware, FailedLogins, Read, TokenCache
+
+
+def job_runner(ctx: Context) -> JobRunner:
+    """Scans on ``max_scans`` threads; enrichment on one of its own, so that it never holds back a scan."""
+    lanes = [Lane("scan", ("scan",), ctx.settings.max_scans), Lane("enrich", ("extract",), 1)]
+    return JobRunner(ctx, HANDLERS, lanes)
 
 
 def create_app(settings: Settings) -> FastAPI:
     ctx = create_context(settings)  # opens and migrates the catalog before the first request
     manager = SourceManager(ctx, settings.health_interval)
-    scans = ScanRunner(ctx, settings.max_scans)
+    runner = job_runner(ctx)
+    scans = ScanQueue(ctx, runner)
     scheduler = Scheduler(ctx, scans)
-    content_backends = BackendPool(ctx)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        recover_abandoned(ctx.catalog)
+        recover_abandoned(ctx)
         sources_file = settings.sources_file or settings.data_dir / "sources.yaml"
         declared = sources_file if settings.sources_file is not None or sources_file.exists() else None
         # In the background: applying sources.yaml and restoring every source; start-up never waits.
         manager.start(declared)
+        runner.start()  # jobs a previous run left (even after kill -9) are taken up again
         scheduler.start()
         ui_pages.warm_up(ctx)
         yield
         scheduler.stop()
-        scans.stop()  # running scans are cancelled: they end interrupted and resume on the next scan
+        runner.stop()  # running jobs are cancelled and given back to the queue: resumed at the next start
         manager.stop()
-        content_backends.close()
         ctx.close()
 
     app = FastAPI(
@@ -65,8 +72,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.failed_logins = FailedLogins()
     app.state.token_cache = TokenCache()
     app.state.scans = scans
+    app.state.jobs = runner
     app.state.scheduler = scheduler
-    app.state.content_backends = content_backends
     metrics = Metrics(ctx, scans)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(RequestLimits)  # bodies, authentication before them, streams per client
@@ -76,6 +83,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(tokens.router)
     app.include_router(catalog.router)
     app.include_router(projects.router)
+    app.include_router(jobs.router)
     ui_pages.install(app)  # the web UI at /, on the same services
 
     @app.get(

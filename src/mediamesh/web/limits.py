@@ -20,8 +20,8 @@ from starlette.responses import Response
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mediamesh.api.errors import error_response
-from mediamesh.api.security import UNAUTHORIZED, authenticate
+from mediamesh.web.errors import error_response
+from mediamesh.web.security import UNAUTHORIZED, authenticate
 
 #: Bytes of a request body: the API takes small JSON documents; the sign-in form is smaller still.
 MAX_BODY = 1 << 20

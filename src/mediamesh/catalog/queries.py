@@ -1,0 +1,51 @@
+"""Query pieces used across services, defined once: lookups by id or name, what "reachable now" means,
+and the media id format. Services compose them; nothing here touches a source."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlalchemy import Connection, and_, case, or_, select
+
+from mediamesh.catalog.schema import files, projects, sources
+from mediamesh.errors import InvalidInput, NotFound
+
+#: A content id: BLAKE3-256 in lowercase hex, as ``b3sum`` prints it.
+MEDIA_ID_RE = re.compile(r"[0-9a-f]{64}\Z")
+#: A row id as people type it: ASCII digits only ("²".isdigit() is true), and short (no overflow).
+ROW_ID = re.compile(r"[0-9]{1,18}")
+
+#: A present file on a source that is offline, or unmounted, cannot be reached now.
+SOURCE_UNREACHABLE = or_(sources.c.health_status == "offline", sources.c.enabled.is_(False))
+#: A location's state as shown: ``offline`` is derived from its source's health, never stored per row.
+LOCATION_STATE = case((and_(files.c.state == "present", SOURCE_UNREACHABLE), "offline"), else_=files.c.state)
+
+
+def parse_media_id(text: str) -> str:
+    """A media id as given by a person (any case, spaces around), or InvalidInput."""
+    media_id = text.strip().lower()
+    if not MEDIA_ID_RE.match(media_id):
+        raise InvalidInput(f"{text!r} is not a media id (64 hex characters, as b3sum prints)")
+    return media_id
+
+
+def find_source(conn: Connection, id_or_name: str | int) -> Any:
+    """The source row named by numeric id or by name, or NotFound."""
+    text = str(id_or_name)
+    cond = sources.c.id == int(text) if ROW_ID.fullmatch(text) else sources.c.name == text
+    row = conn.execute(select(sources).where(cond)).first()
+    if row is None:
+        raise NotFound(f"no source {text!r} (see 'mediamesh source list')")
+    return row
+
+
+def find_project(conn: Connection, id_or_name: str | int) -> Any:
+    """By name first (a folder may well be called 2024), then by numeric id."""
+    text = str(id_or_name)
+    row = conn.execute(select(projects).where(projects.c.name == text)).first()
+    if row is None and ROW_ID.fullmatch(text):
+        row = conn.execute(select(projects).where(projects.c.id == int(text))).first()
+    if row is None:
+        raise NotFound(f"no project {text!r} (see 'mediamesh project list')")
+    return row
