@@ -339,3 +339,47 @@ def test_a_new_password_reaches_every_user_of_the_source(
             samba.set_password(PASSWORD)
     finally:
         manager.stop()
+
+
+def test_a_scan_busy_on_one_file_keeps_its_heartbeat(
+    sqlite_ctx: Context, library: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scan record beats by a timer: a scan stuck reading one file (a huge file on a slow NAS) reports
+    no progress for minutes, and must not look abandoned to another process meanwhile."""
+    from mediamesh.backends.local import LocalBackend
+    from mediamesh.catalog.schema import scans
+    from mediamesh.scanning.filters import PathFilter
+    from mediamesh.scanning.pipeline import Scanner, ScanOptions, SourceRef
+    from tests.helpers import FaultyBackend
+
+    ctx = sqlite_ctx
+    write(library / "clip.mp4", 1000)
+    added = source_svc.add_source(ctx, "lib", str(library))
+    monkeypatch.setattr(Scanner, "HEARTBEAT_SECONDS", 0.1)
+    backend = FaultyBackend(LocalBackend(str(library)))
+    entered, gate = threading.Event(), threading.Event()
+
+    def stuck(_: str) -> None:
+        entered.set()
+        gate.wait(20)
+
+    backend.on_open = stuck
+    source = SourceRef(added["id"], "lib", added["identity"], PathFilter((), ()))
+    scanner = Scanner(ctx.catalog, backend, source, ScanOptions(settle_seconds=0))
+    thread = threading.Thread(target=scanner.run)
+    thread.start()
+    try:
+        assert entered.wait(20)
+
+        def beat() -> Any:
+            with ctx.catalog.read() as conn:
+                return conn.execute(select(scans.c.heartbeat_at, scans.c.files_new)).one()
+
+        first = beat()
+        time.sleep(0.6)
+        second = beat()
+        assert second.heartbeat_at > first.heartbeat_at and second.files_new == first.files_new == 0
+    finally:
+        gate.set()
+        thread.join(30)
+    assert run_scan(ctx, "lib")["status"] == "completed"

@@ -17,7 +17,7 @@ from mediamesh.api.schemas import COMMON
 from mediamesh.api.schemas import errors as error_responses
 from mediamesh.config import Settings
 from mediamesh.context import Context, create_context
-from mediamesh.services.jobs import Handler, JobRunner, Lane
+from mediamesh.services.jobs import JobRunner, Lane
 from mediamesh.services.lifecycle import SourceManager, recover_abandoned
 from mediamesh.services.scan_runner import ScanQueue
 from mediamesh.services.scans import HANDLERS

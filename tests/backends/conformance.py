@@ -2,12 +2,17 @@
 
 To adopt it, subclass :class:`BackendConformance` and provide two fixtures: ``served_root``, a local folder
 the server under test serves (the suite writes its files there), and ``backend``, the backend reading it.
+A backend with a server may also provide ``lose_server``: a callable that kills the server, to check what
+a read does when the server goes away half way.
 """
 
 from __future__ import annotations
 
 import os
+import threading
+import time
 import unicodedata
+from collections.abc import Callable
 from pathlib import Path
 
 import blake3
@@ -21,6 +26,7 @@ from mediamesh.backends.base import (
     IsADirectoryError_,
     NotADirectoryError_,
     NotFoundError,
+    UnreachableError,
 )
 
 CONTENT = bytes(range(256)) * 1024 + b"tail"  # 256 KiB + 4 bytes, every byte value
@@ -28,6 +34,10 @@ NFD_NAME = unicodedata.normalize("NFD", "café.jpg")
 
 
 class BackendConformance:
+    @pytest.fixture
+    def lose_server(self) -> Callable[[], None] | None:
+        return None  # no server to lose (a local folder)
+
     @pytest.fixture
     def tree(self, served_root: Path) -> Path:
         (served_root / "folder" / "sub").mkdir(parents=True)
@@ -144,3 +154,89 @@ class BackendConformance:
         backend.probe()
         after = {p: (p.stat().st_mtime_ns, p.stat().st_size) for p in tree.rglob("*") if not p.is_symlink()}
         assert before == after
+
+    def test_use_from_several_threads(self, backend: Backend, tree: Path) -> None:
+        """One backend is shared by probes, content and scans: eight threads at once see what one sees."""
+        errors: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                for _ in range(5):
+                    assert {"folder", "top.bin"} <= {e.name for e in backend.list_dir("")}
+                    assert backend.stat("folder/sub/deep.bin").size == 4
+                    with backend.open("top.bin") as fh:
+                        fh.seek(5000)
+                        assert fh.read(300) == CONTENT[5000:5300]
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert not errors, errors[:3]
+
+    def test_reuse_after_close(self, backend: Backend, tree: Path) -> None:
+        """close() releases connections; the backend is usable again afterwards (it reconnects)."""
+        assert backend.stat("top.bin").size == len(CONTENT)
+        backend.close()
+        with backend.open("top.bin") as fh:
+            assert fh.read() == CONTENT
+        backend.close()
+        assert backend.probe().reachable
+
+    def test_list_and_stat_agree(self, backend: Backend, tree: Path) -> None:
+        """A scan lists; content and moves stat: both must report the same size, mtime and file id."""
+        for entry in backend.list_dir("") + backend.list_dir("folder"):
+            path = (
+                entry.name if entry.name in {e.name for e in backend.list_dir("")} else f"folder/{entry.name}"
+            )
+            if entry.kind is EntryKind.OTHER:
+                continue
+            alone = backend.stat(path)
+            assert (alone.kind, alone.size) == (entry.kind, entry.size), path
+            if entry.kind is EntryKind.FILE:
+                assert alone.mtime_ns == entry.mtime_ns, path
+                assert alone.file_id == entry.file_id, path
+
+    def test_mtime_precision_is_what_the_features_say(self, backend: Backend, tree: Path) -> None:
+        precision = backend.features.mtime_precision_ns
+        assert precision >= 1
+        (tree / "precise.bin").write_bytes(b"p")
+        set_ns = 1_700_000_000_987_654_321
+        os.utime(tree / "precise.bin", ns=(set_ns, set_ns))
+        seen = backend.stat("precise.bin").mtime_ns
+        assert abs(seen - set_ns) < precision, (seen, set_ns, precision)
+        # A change of at least the precision is always visible.
+        os.utime(tree / "precise.bin", ns=(set_ns + precision, set_ns + precision))
+        assert backend.stat("precise.bin").mtime_ns != seen
+
+    def test_walk_pruning(self, backend: Backend, tree: Path) -> None:
+        """A caller that removes a folder from a listing never hears of what is below it."""
+        seen = []
+        for folder, listing in backend.walk(""):
+            seen.append(folder)
+            if isinstance(listing, list):
+                listing[:] = [e for e in listing if e.name != "folder"]
+        assert "folder" not in seen and "folder/sub" not in seen and "empty" in seen
+
+    def test_losing_the_server_mid_read(
+        self, backend: Backend, tree: Path, lose_server: Callable[[], None] | None
+    ) -> None:
+        """The server goes away half way through a file: the read fails as unreachable within the
+        backend's timeouts, never hangs and never returns bytes that are not the file's."""
+        if lose_server is None:
+            pytest.skip("this backend has no server to lose")
+        big = os.urandom(1 << 20) * 24
+        (tree / "big.bin").write_bytes(big)
+        got = bytearray()
+        started = time.monotonic()
+        with pytest.raises(BackendError) as raised, backend.open("big.bin") as fh:
+            got += fh.read(1 << 20)
+            lose_server()
+            while chunk := fh.read(1 << 20):
+                got += chunk
+        assert isinstance(raised.value, UnreachableError), raised.value
+        assert time.monotonic() - started < 60
+        assert bytes(got) == big[: len(got)] and len(got) < len(big)

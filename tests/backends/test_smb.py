@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -29,6 +29,19 @@ class TestSmbConformance(BackendConformance):
         b = SmbBackend(SmbOptions.parse(samba.url(served_root.name)), PASSWORD)
         yield b
         b.close()
+
+    @pytest.fixture
+    def lose_server(self, samba: SambaServer) -> Iterator[Callable[[], None]]:
+        """Kill the tests' smbd (a NAS that crashes); it is started again on the same port afterwards."""
+        killed: list[bool] = []
+
+        def lose() -> None:
+            samba.kill()
+            killed.append(True)
+
+        yield lose
+        if killed:
+            samba.start(reset_password=False)
 
 
 def test_wrong_password_is_reported_as_such(samba: SambaServer) -> None:

@@ -81,7 +81,7 @@ class Features:
     #: Each request waits on a network: read files on several threads at once. Without it, threads only
     #: fight over the GIL and files are hashed on the scan's own thread.
     slow_io: bool = False
-    #: The resolution of the modification times the backend reports (1 ns local, 100 ns SMB): a change
+    #: The resolution of the modification times the backend reports (1 ns local, 1 µs SMB): a change
     #: smaller than this cannot be seen, and the conformance suite checks list and stat agree to it.
     mtime_precision_ns: int = 1
 

@@ -156,7 +156,8 @@ def _ns(value: datetime | int) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
 
 
-FEATURES = Features(file_ids=True, case_insensitive=True, slow_io=True, mtime_precision_ns=100)
+#: Samba hands out times in microseconds (Windows keeps 100 ns): the coarser is what an SMB source promises.
+FEATURES = Features(file_ids=True, case_insensitive=True, slow_io=True, mtime_precision_ns=1000)
 
 
 class SmbBackend(Backend):

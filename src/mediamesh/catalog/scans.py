@@ -101,6 +101,16 @@ def recover_abandoned(catalog: Catalog) -> int:
     return len(dead)
 
 
+def beat_scan(catalog: Catalog, scan_id: int) -> None:
+    """The scan is alive (written by a timer, not by progress: see scanning/pipeline.py)."""
+    with catalog.write(bump=False) as conn:
+        conn.execute(
+            update(scans)
+            .where(scans.c.id == scan_id, scans.c.status == "running")
+            .values(heartbeat_at=now_utc())
+        )
+
+
 def save_progress(catalog: Catalog, scan_id: int, values: dict[str, Any]) -> None:
     with catalog.write() as conn:
         conn.execute(update(scans).where(scans.c.id == scan_id).values(heartbeat_at=now_utc(), **values))

@@ -20,7 +20,7 @@ from sqlalchemy import bindparam, func, or_, select, update
 from mediamesh.backends.base import Backend, UnreachableError, clean_relpath
 from mediamesh.catalog import Catalog
 from mediamesh.catalog.prepared import Prepared
-from mediamesh.catalog.scans import begin_scan, finish_scan, save_progress
+from mediamesh.catalog.scans import beat_scan, begin_scan, finish_scan, save_progress
 from mediamesh.catalog.schema import files
 from mediamesh.catalog.times import now_utc
 from mediamesh.scanning.commit import CatalogWriter
@@ -133,6 +133,9 @@ class Scanner:
         if self.on_started is not None:
             self.on_started(self.scan_id)
         status, error = "failed", None
+        beating = threading.Event()
+        heart = threading.Thread(target=self._beat, args=(beating,), name="mediamesh-scan-beat", daemon=True)
+        heart.start()
         try:
             preflight(
                 self.backend,
@@ -159,9 +162,21 @@ class Scanner:
             log.exception("scan %s of %s failed", self.scan_id, self.source.name)
             status, error = "failed", f"internal error: {exc.__class__.__name__}: {exc}"
         finally:
+            beating.set()
             self._report(force=True)
             finish_scan(self.catalog, self.scan_id, status, {**self._values(), "error": error})
         return self.scan_id
+
+    #: The scan record's heartbeat is written this often by a timer, whatever the stages do: a scan busy
+    #: hashing one large file for minutes must not look abandoned to another process (catalog/scans.py).
+    HEARTBEAT_SECONDS = 20.0
+
+    def _beat(self, stop: threading.Event) -> None:
+        while not stop.wait(self.HEARTBEAT_SECONDS):
+            try:
+                beat_scan(self.catalog, self.scan_id)
+            except Exception:  # the next beat tries again, well within STALE_AFTER
+                log.warning("could not beat scan %s", self.scan_id, exc_info=True)
 
     # -- stages ------------------------------------------------------------------------------------------
     def _walk_and_index(self) -> None:

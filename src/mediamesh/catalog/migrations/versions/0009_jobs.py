@@ -22,7 +22,7 @@ depends_on: str | Sequence[str] | None = None
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 # What each kind decided before features were stored (the same as its registration says today).
 KIND_FEATURES = {
-    "smb": '{"file_ids": true, "case_insensitive": true, "mtime_precision_ns": 100}',
+    "smb": '{"file_ids": true, "case_insensitive": true, "mtime_precision_ns": 1000}',
     "local": '{"file_ids": true, "case_insensitive": false, "mtime_precision_ns": 1}',
 }
 
