@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, delete, insert, or_, select, update
+from sqlalchemy import ColumnElement, Connection, and_, bindparam, delete, insert, or_, select, update
 
 from mediamesh.catalog.database import Catalog
 from mediamesh.catalog.schema import files, media, project_members, project_rules, project_templates, projects
@@ -37,9 +37,14 @@ class AssignResult:
 
 
 def _locations(
-    conn: Connection, source_ids: set[int] | None, changed_only: bool, seen: list[dict[str, int]]
+    conn: Connection,
+    source_ids: set[int] | None,
+    changed_only: bool,
+    seen: list[dict[str, int]],
+    where: ColumnElement[bool] | None = None,
 ) -> Iterator[tuple[int, str, Location]]:
-    """Locations to assign; with ``changed_only``, each one's mark is added to ``seen`` (to be cleared)."""
+    """Locations to assign; with ``changed_only``, each one's mark is added to ``seen`` (to be cleared).
+    ``where`` narrows them in SQL (what the rules' clauses decide)."""
     query = select(
         files.c.changed_scan_id,
         files.c.id,
@@ -54,6 +59,8 @@ def _locations(
         query = query.where(files.c.source_id.in_(source_ids))
     if changed_only:
         query = query.where(files.c.changed_scan_id.is_not(None))
+    if where is not None:
+        query = query.where(where)
     for row in conn.execute(query.execution_options(yield_per=BATCH)):
         if changed_only:
             seen.append({"b_id": row.id, "b_mark": row.changed_scan_id})
@@ -94,7 +101,14 @@ def assign(
         wanted_rules: set[tuple[int, str, int, int]] = set()  # (project, media, rule, file)
         wanted_templates: set[tuple[str, str, int, int]] = set()  # (project name, media, template, file)
         seen: list[dict[str, int]] = []
-        for file_id, media_id, loc in _locations(conn, sources, changed_only, seen):
+        # A full pass (a rule or template changed) reads only what their clauses let through; after a scan
+        # the changed locations are few, and every one is read so that its mark is cleared.
+        where = (
+            None
+            if changed_only
+            else or_(*(r.clause() for _, _, r in rules), *(t.clause() for _, t in templates))
+        )
+        for file_id, media_id, loc in _locations(conn, sources, changed_only, seen, where):
             for rule_id, project_id, rule in rules:
                 if rule.matches(loc):
                     wanted_rules.add((project_id, media_id, rule_id, file_id))

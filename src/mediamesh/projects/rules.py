@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import ColumnElement, and_, func, or_, true
+
+from mediamesh.catalog.schema import files, media
 from mediamesh.errors import InvalidInput
 from mediamesh.scanning.globs import CAPTURE, Glob, template_regex
 
@@ -121,6 +124,30 @@ class CompiledRule:
     def applies_to_source(self, source_id: int) -> bool:
         return not self.sources or source_id in self.sources
 
+    def clause(self) -> ColumnElement[bool]:
+        """What SQL can decide of this rule, over ``files`` joined with ``media`` (beets' clause/match):
+        every location that :meth:`matches` satisfies it; :meth:`matches` then decides the rest (the glob)
+        on the few rows it leaves."""
+        conds: list[ColumnElement[bool]] = []
+        if self.sources:
+            conds.append(files.c.source_id.in_(sorted(self.sources)))
+        if self.kinds:
+            conds.append(media.c.kind.in_(sorted(self.kinds)))
+        if self.extensions:
+            lowered = func.lower(files.c.path)
+            conds.append(or_(*(lowered.endswith(f".{e}", autoescape=True) for e in sorted(self.extensions))))
+        if self.min_size is not None:
+            conds.append(files.c.size >= self.min_size)
+        if self.max_size is not None:
+            conds.append(files.c.size <= self.max_size)
+        if self.after_ns is not None:
+            conds.append(files.c.mtime_ns >= self.after_ns)
+        if self.before_ns is not None:
+            conds.append(files.c.mtime_ns < self.before_ns)
+        if self.path is not None:
+            conds.extend(prefix_clause(self.path.prefix))
+        return and_(true(), *conds)
+
     def matches(self, loc: Location) -> bool:
         if self.sources and loc.source_id not in self.sources:
             return False
@@ -144,8 +171,22 @@ class CompiledTemplate:
 
     def __init__(self, path: str, sources: list[int] | None = None, kinds: list[str] | None = None) -> None:
         self.pattern = compile_template(path)
+        # Anchored templates ("Projects/{project}/**") start with what comes before their first wildcard.
+        before = path.split(PLACEHOLDER, maxsplit=1)[0]
+        cut = min([before.index(c) for c in "*?[" if c in before] + [len(before)])
+        self.prefix = before[:cut].lstrip("/") if "/" in path.strip("/") else ""
         self.sources = frozenset(sources or ())
         self.kinds = frozenset(kinds or ())
+
+    def clause(self) -> ColumnElement[bool]:
+        """What SQL can decide of this template (see CompiledRule.clause)."""
+        conds: list[ColumnElement[bool]] = []
+        if self.sources:
+            conds.append(files.c.source_id.in_(sorted(self.sources)))
+        if self.kinds:
+            conds.append(media.c.kind.in_(sorted(self.kinds)))
+        conds.extend(prefix_clause(self.prefix))
+        return and_(true(), *conds)
 
     def project_of(self, loc: Location) -> str | None:
         if self.sources and loc.source_id not in self.sources:
@@ -154,6 +195,16 @@ class CompiledTemplate:
             return None
         match = self.pattern.match(loc.path)
         return match.group("project") if match else None
+
+
+def prefix_clause(prefix: str) -> list[ColumnElement[bool]]:
+    """Paths that start with ``prefix``, compared as the globs do (case-insensitively). Only for ASCII:
+    SQL's lower() folds no other letters, and a wrong narrowing would lose matches. Unicode case folding
+    also matches "k" with the Kelvin sign and "s" with the long s: those letters match any one character."""
+    if not prefix or not prefix.isascii():
+        return []
+    like = "".join("_" if c in "ks" else "\\" + c if c in "%_\\" else c for c in prefix.lower())
+    return [func.lower(files.c.path).like(like + "%", escape="\\")]
 
 
 def compile_template(path: str) -> re.Pattern[str]:

@@ -166,11 +166,14 @@ def _as_regex(plan: _Plan, pattern: str) -> str:
 class Glob:
     """One compiled glob: :meth:`match` a ``/``-separated relative path (case-insensitively)."""
 
-    __slots__ = ("_automaton", "_regex", "pattern", "source")
+    __slots__ = ("_automaton", "_regex", "pattern", "prefix", "source")
 
     def __init__(self, pattern: str) -> None:
         self.pattern = pattern
         plan = _plan(pattern)
+        #: What every matching path starts with (compared case-insensitively): lets a query narrow the
+        #: rows before the glob itself runs (``"Projects/2024/*.mov"`` -> ``"Projects/2024/"``).
+        self.prefix = _literal_prefix(plan)
         self._regex: re.Pattern[str] | None = None
         self._automaton: tuple[tuple[re.Pattern[str] | None, ...], bool] | None = None
         #: The expression itself when one is used (a GlobSet joins several into one).
@@ -197,6 +200,22 @@ class Glob:
 
     def __repr__(self) -> str:
         return f"Glob({self.pattern!r})"
+
+
+def _literal_prefix(plan: _Plan) -> str:
+    if not plan.anchored:
+        return ""
+    out: list[str] = []
+    for i, seg in enumerate(plan.segments):
+        if seg == "**":
+            break
+        wild = [seg.index(c) for c in "*?[" if c in seg]
+        if wild:
+            out.append(seg[: min(wild)])
+            break
+        last = i == len(plan.segments) - 1
+        out.append(seg if last and not plan.tail else seg + "/")
+    return "".join(out)
 
 
 def _closure(steps: tuple[re.Pattern[str] | None, ...], states: set[int]) -> set[int]:

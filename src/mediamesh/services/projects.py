@@ -7,7 +7,7 @@ import re
 from collections.abc import Collection, Iterator
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, delete, exists, func, insert, select, update
+from sqlalchemy import ColumnElement, Connection, and_, case, delete, exists, func, insert, select, update
 
 from mediamesh.catalog.queries import SOURCE_UNREACHABLE, find_project, parse_media_id
 from mediamesh.catalog.schema import (
@@ -357,14 +357,17 @@ def explain(ctx: Context, media_id: str) -> dict[str, Any]:
 
 
 def _catalog_locations(
-    conn: Connection, source_ids: Collection[int] | None
+    conn: Connection, source_ids: Collection[int] | None, where: ColumnElement[bool] | None = None
 ) -> Iterator[tuple[Location, str]]:
-    """Every location of the catalog (on these sources, if any are given) as a rule sees it."""
+    """Every location of the catalog (on these sources, if any are given; that ``where`` lets through)
+    as a rule sees it."""
     query = select(
         files.c.source_id, files.c.path, files.c.size, files.c.mtime_ns, files.c.media_id, media.c.kind
     ).join(media, media.c.id == files.c.media_id)
     if source_ids:
         query = query.where(files.c.source_id.in_(source_ids))
+    if where is not None:
+        query = query.where(where)
     for r in conn.execute(query.execution_options(yield_per=5000)):
         yield Location(r.source_id, r.path, r.kind, r.size, r.mtime_ns), r.media_id
 
@@ -375,7 +378,7 @@ def preview_rule(ctx: Context, raw: dict[str, Any]) -> dict[str, Any]:
     with ctx.catalog.read() as conn:
         rule = CompiledRule(normalise_rule(raw, _source_lookup(conn)))
         matched_files, matched_media, examples = 0, set[str](), list[str]()
-        for loc, media_id in _catalog_locations(conn, rule.sources):
+        for loc, media_id in _catalog_locations(conn, rule.sources, rule.clause()):
             if rule.matches(loc):
                 matched_files += 1
                 matched_media.add(media_id)
@@ -433,7 +436,7 @@ def preview_template(
         template = CompiledTemplate(path, spec.get("sources"), spec.get("kinds"))
         found: dict[str, set[str]] = {}
         matched_files = 0
-        for loc, media_id in _catalog_locations(conn, template.sources):
+        for loc, media_id in _catalog_locations(conn, template.sources, template.clause()):
             name = template.project_of(loc)
             if name is not None:
                 matched_files += 1
