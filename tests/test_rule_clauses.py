@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -71,8 +72,8 @@ def _through_sql(ctx: Context, clause: object) -> set[int]:
 
 @pytest.mark.parametrize("raw", RULES, ids=[str(r) for r in RULES])
 def test_a_rule_clause_keeps_every_match(
-    ctx: Context, catalog_rows: list[tuple[Location, int]], raw: dict
-) -> None:  # type: ignore[type-arg]
+    ctx: Context, catalog_rows: list[tuple[Location, int]], raw: dict[str, Any]
+) -> None:
     with ctx.catalog.read() as conn:
         lookup = lambda value: source_svc.find_source(conn, value).id  # noqa: E731
         rule = CompiledRule(normalise_rule(raw, lookup))
