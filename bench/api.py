@@ -8,6 +8,10 @@ Prints requests/s and latency percentiles per query, and the targets of the API 
 
     .venv/bin/python bench/api.py                     # 1M media
     .venv/bin/python bench/api.py --media 100000 --seconds 5   # quick
+    .venv/bin/python bench/api.py --media 200000 --baseline /tmp/old/src --rounds 2   # A/B
+
+With ``--baseline SRC`` the same catalog is generated for the package in ``SRC`` too (a checkout of an
+earlier commit), and each round measures both servers one after the other; the table shows both.
 """
 
 from __future__ import annotations
@@ -122,13 +126,14 @@ def _flush(
     files.clear()
 
 
-def prepare(data_dir: Path, count: int, scope: str, templates: tuple[str, ...] = ()) -> str:
+def prepare(data_dir: Path | str, count: int, scope: str, templates: tuple[str, ...] = ()) -> str:
     """The catalog in data_dir, generated unless it is there already (``--keep``); a new token's value."""
     from mediamesh.config import Settings
     from mediamesh.context import Context
     from mediamesh.services.projects import add_template
     from mediamesh.services.tokens import create_token
 
+    data_dir = Path(data_dir)
     fresh = not (data_dir / "catalog.db").exists()
     ctx = Context(Settings(data_dir=data_dir, health_interval=3600))
     try:
@@ -143,11 +148,21 @@ def prepare(data_dir: Path, count: int, scope: str, templates: tuple[str, ...] =
         ctx.close()
 
 
-def start_server(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
+def prepare_with(src: str, data_dir: Path, count: int) -> str:
+    """``prepare`` run with the package in ``src`` (its own migrations make the catalog)."""
+    code = f"import sys; sys.path[:0] = [{src!r}, {str(HERE)!r}]; import api; print(api.prepare({str(data_dir)!r}, {count}, 'read'))"
+    env = {**os.environ, "PYTHONPATH": src}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return out.stdout.strip().splitlines()[-1]
+
+
+def start_server(data_dir: Path, port: int, src: str | None = None) -> subprocess.Popen[bytes]:
     """``mediamesh serve`` on 127.0.0.1 over this data dir (one uvicorn worker, no health probes)."""
     env = {**os.environ, "MEDIAMESH_DATA_DIR": str(data_dir), "MEDIAMESH_HOST": "127.0.0.1",
            "MEDIAMESH_PORT": str(port), "MEDIAMESH_HEALTH_INTERVAL": "3600",
            "MEDIAMESH_LOCAL_ROOTS": str(data_dir.parent)}  # fmt: skip
+    if src is not None:
+        env["PYTHONPATH"] = src
     return subprocess.Popen(
         [sys.executable, "-m", "mediamesh", "serve"],
         env=env,
@@ -182,15 +197,54 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--port", type=int, default=18470)
-    parser.add_argument("--keep", type=Path, help="reuse (or keep) the generated data dir here")
+    parser.add_argument("--keep", type=Path, help="reuse (or keep) the generated data dirs here")
+    parser.add_argument("--baseline", type=Path, help="also measure the package in this src dir (A/B)")
+    parser.add_argument("--rounds", type=int, default=1, help="rounds (the best of each query is shown)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: scripts/install-system-deps.sh bench (Debian's wrk)")
 
-    data_dir = args.keep or Path(tempfile.mkdtemp(prefix="mediamesh-bench-api-"))
-    token = prepare(data_dir, args.media, "read")
+    root = args.keep or Path(tempfile.mkdtemp(prefix="mediamesh-bench-api-"))
+    variants: list[tuple[str, str | None]] = [("current", None)]
+    if args.baseline is not None:
+        variants.insert(0, ("baseline", str(args.baseline)))
+    tokens = {}
+    for name, src in variants:
+        data_dir = root / name
+        tokens[name] = (
+            prepare(data_dir, args.media, "read") if src is None else prepare_with(src, data_dir, args.media)
+        )
+    results: dict[str, list[list[tuple[str, int, int, float, float, float, float, int]]]] = {}
+    try:
+        for _ in range(args.rounds):
+            for name, src in variants:
+                results.setdefault(name, []).append(measure(root / name, tokens[name], src, args))
+    finally:
+        if args.keep is None:
+            shutil.rmtree(root, ignore_errors=True)
 
-    server = start_server(data_dir, args.port)
+    print(
+        f"\nmediamesh API, {args.media:,} media, 1 uvicorn worker, wrk -c{args.connections}, {args.seconds} s each, "
+        f"best of {args.rounds} round(s)"
+    )
+    names = [n for n, _ in variants]
+    head = "".join(f" {n + ' req/s':>16} {'p95 ms':>7}" for n in names)
+    print(f"{'query':<26} {'rows':>5} {'count':>9}{head}  {'ratio':>6}  target met?")
+    for i, (label, n, count, *_rest) in enumerate(results[names[-1]][0]):
+        best = {name: max((r[i] for r in results[name]), key=lambda row: row[3]) for name in names}
+        cells = "".join(f" {best[name][3]:>16,.0f} {best[name][5]:>7.1f}" for name in names)
+        ratio = best[names[-1]][3] / best[names[0]][3] if len(names) > 1 else 1.0
+        cur = best[names[-1]]
+        met = "yes" if cur[5] <= 50 and cur[3] >= 500 and cur[7] == 0 else "no"
+        print(f"{label:<26} {n:>5} {count:>9,}{cells}  {ratio:>5.2f}x  {met}")
+    print("\ntargets: p95 <= 50 ms and >= 500 requests/s per query (issue #4); ratio: current / baseline")
+
+
+def measure(
+    data_dir: Path, token: str, src: str | None, args: argparse.Namespace
+) -> list[tuple[str, int, int, float, float, float, float, int]]:
+    """Every query of QUERIES under wrk against one server; (label, rows, count, req/s, p50, p95, p99, errors)."""
+    server = start_server(data_dir, args.port, src)
     base = f"http://127.0.0.1:{args.port}"
     rows = []
     try:
@@ -218,21 +272,7 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(30)
-        if args.keep is None:
-            shutil.rmtree(data_dir, ignore_errors=True)
-
-    print(
-        f"\nmediamesh API, {args.media:,} media, 1 uvicorn worker, wrk -c{args.connections}, {args.seconds} s each"
-    )
-    print(
-        f"{'query':<26} {'rows':>5} {'count':>9} {'req/s':>8} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'errors':>6}  target met?"
-    )
-    for label, n, count, rps, p50, p95, p99, errors in rows:
-        met = "yes" if p95 <= 50 and rps >= 500 and errors == 0 else "no"
-        print(
-            f"{label:<26} {n:>5} {count:>9,} {rps:>8,.0f} {p50:>7.1f} {p95:>7.1f} {p99:>7.1f} {errors:>6}  {met}"
-        )
-    print("\ntargets: p95 <= 50 ms and >= 500 requests/s per query (issue #4)")
+    return rows
 
 
 if __name__ == "__main__":

@@ -8,6 +8,13 @@ no-change rescan against ``find -printf`` (which stats every file, as our rescan
     .venv/bin/python bench/scan_local.py                       # 200k small files + 3 x 1 GiB
     .venv/bin/python bench/scan_local.py --small 20000 --large 1 --large-mib 256   # quick
     .venv/bin/python bench/scan_local.py --rss-files 1000000   # also peak RSS while indexing 1M files
+    .venv/bin/python bench/scan_local.py --baseline /tmp/old/src   # A/B: another checkout, same data
+
+With ``--baseline SRC`` every mediamesh measurement is also made with the package in ``SRC`` (a checkout
+of an earlier commit: ``git worktree add /tmp/old <commit>``), on the same files in the same run, and the
+table shows both. ``until scan returns`` is the user-visible time of ``mediamesh scan`` on the small files
+with a server to take enrichment (``--no-extract``, which is what the CLI does when a server is alive);
+the baseline ran enrichment inside the command.
 
 Every mediamesh run is a separate ``mediamesh scan --json`` process with a fresh data dir. Two times are
 shown: the scan itself (from the scan record's start to its end) and the whole process (which adds about
@@ -103,14 +110,20 @@ def warm(paths: list[Path]) -> None:
                 pass
 
 
-def scan(data: Path, name: str, root: Path | None = None) -> tuple[Run, dict[str, Any]]:
+#: The package under test: None for this checkout, else another checkout's src (see --baseline).
+SOURCE: dict[str, str | None] = {"src": None}
+
+
+def scan(data: Path, name: str, root: Path | None = None, *flags: str) -> tuple[Run, dict[str, Any]]:
     env = {**os.environ, "MEDIAMESH_DATA_DIR": str(data), "MEDIAMESH_SETTLE_SECONDS": "0",
            "MEDIAMESH_LOCAL_ROOTS": str(data.parent)}  # fmt: skip
+    if SOURCE["src"] is not None:
+        env["PYTHONPATH"] = SOURCE["src"]
     if root is not None:
         subprocess.run(
             [*MEDIAMESH, "source", "add", name, str(root)], env=env, check=True, capture_output=True
         )
-    run = timed_rss([*MEDIAMESH, "scan", name, "--json"], env)
+    run = timed_rss([*MEDIAMESH, "scan", name, "--json", *flags], env)
     return run, json.loads(run.output)
 
 
@@ -140,6 +153,7 @@ def main() -> None:
     ap.add_argument(
         "--rss-files", type=int, default=0, help="also index a tree of this many files for peak RSS"
     )
+    ap.add_argument("--baseline", type=Path, help="also measure the package in this src dir (A/B)")
     args = ap.parse_args()
     for tool in ("b3sum", "find"):
         if shutil.which(tool) is None:
@@ -152,6 +166,37 @@ def main() -> None:
     )
     build_small(small_root, args.small, args.small_size)
     large = build_large(large_root, args.large, args.large_mib)
+    variants = [("current", None)] + ([("baseline", str(args.baseline))] if args.baseline else [])
+    results: dict[str, dict[str, tuple[str, str, str, str]]] = {}
+    order: list[str] = []
+    for variant, src in reversed(variants):  # the baseline first: the current code gets no warmer cache
+        SOURCE["src"] = src
+        print(f"measuring {variant} ...", flush=True)
+        rows = measure(args, work, small_root, large_root, large, current=src is None)
+        results[variant] = {r[0]: r[1:] for r in rows}
+        order += [r[0] for r in rows if r[0] not in order]
+    SOURCE["src"] = None
+
+    names = [v for v, _ in variants]
+    header = ("measure", *names, "reference", f"ratio ({names[0]})", "target")
+    table = [
+        (
+            m,
+            *(results[v].get(m, ("-",))[0] for v in names),
+            *next(results[v][m][1:] for v in names if m in results[v]),
+        )
+        for m in order
+    ]
+    width = [max(len(r[i]) for r in [header, *table]) for i in range(len(header))]
+    print()
+    for r in [header, tuple("-" * w for w in width), *table]:
+        print("  ".join(cell.ljust(w) for cell, w in zip(r, width, strict=True)))
+
+
+def measure(
+    args: argparse.Namespace, work: Path, small_root: Path, large_root: Path, large: list[Path], current: bool
+) -> list[tuple[str, str, str, str, str]]:
+    """Every measurement of one variant of the package (see SOURCE)."""
     rows: list[tuple[str, str, str, str, str]] = []
 
     # Large files: hashing throughput, b3sum vs mediamesh, both from a warm cache.
@@ -182,11 +227,17 @@ def main() -> None:
     data = work / "data-small"
     shutil.rmtree(data, ignore_errors=True)
     find_printf(small_root)  # warm the dentry/inode cache for both sides
-    full, summary = scan(data, "small", small_root)
+    full, summary = scan(data, "small", small_root, *(["--no-extract"] if current else []))
     assert summary["files_new"] == files, summary
     rows.append(("full index (files/s)", f"{files / scan_seconds(summary):,.0f}", "-", "-", ">= 20,000"))
     rows.append(("  same, whole process", f"{files / full.seconds:,.0f}", "-", "-", "-"))
+    rows.append(("  until scan returns (s)", f"{full.seconds:.1f}", "-", "-", "the index alone"))
     rows.append(("  peak RSS (MB)", f"{full.rss_mb:.0f}", "-", "-", "<= 300 (1M files)"))
+    if current:  # enrichment, in the command as without a server (after a no-change rescan)
+        enriched, summary = scan(data, "small")
+        seconds = (summary.get("enrichment") or {}).get("seconds")
+        rows.append(("  enrichment in the CLI (s)", f"{seconds or 0:.1f}", "-", "-", "-"))
+        rows.append(("  peak RSS with enrichment (MB)", f"{enriched.rss_mb:.0f}", "-", "-", "<= 300"))
 
     # No-change rescan vs find -printf.
     find_s = min(find_printf(small_root) for _ in range(3))
@@ -229,21 +280,13 @@ def main() -> None:
         build_small(big_root, args.rss_files, 64)
         data = work / "data-rss"
         shutil.rmtree(data, ignore_errors=True)
-        run, summary = scan(data, "million", big_root)
+        run, summary = scan(data, "million", big_root, *(["--no-extract"] if current else []))
         assert summary["files_new"] == args.rss_files, summary
         rows.append(
             (f"index {args.rss_files:,} files: peak RSS (MB)", f"{run.rss_mb:.0f}", "-", "-", "<= 300")
         )
         rows.append(("  files/s", f"{args.rss_files / run.seconds:,.0f}", "-", "-", "-"))
-
-    width = [
-        max(len(r[i]) for r in [("measure", "mediamesh", "reference", "ratio", "target"), *rows])
-        for i in range(5)
-    ]
-    header = ("measure", "mediamesh", "reference", "ratio", "target")
-    print()
-    for r in [header, tuple("-" * w for w in width), *rows]:
-        print("  ".join(cell.ljust(w) for cell, w in zip(r, width, strict=True)))
+    return rows
 
 
 if __name__ == "__main__":

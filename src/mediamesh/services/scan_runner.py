@@ -33,10 +33,16 @@ class ScanQueue:
         self.runner = runner
 
     def start(
-        self, id_or_name: str, path: str = "", confirm_missing: bool = False, trigger: str = "api"
+        self,
+        id_or_name: str,
+        path: str = "",
+        confirm_missing: bool = False,
+        trigger: str = "api",
+        wait: float | None = None,
     ) -> dict[str, Any]:
         """Queue a scan and, when a slot is free, return its record once it runs (else the queued job);
-        raises why it cannot start (unknown or unmounted source, already running or queued)."""
+        raises why it cannot start (unknown or unmounted source, already running or queued). ``wait``:
+        how long to wait for a slot (START_WAIT by default; the scheduler does not wait)."""
         try:
             path = clean_relpath(path)
         except InvalidPathError as exc:
@@ -60,7 +66,7 @@ class ScanQueue:
             raise Conflict(f"a scan of {row.name!r} is already running or queued") from None
         if self.runner is not None:
             self.runner.wake()
-        deadline = time.monotonic() + START_WAIT
+        deadline = time.monotonic() + (START_WAIT if wait is None else wait)
         while True:
             with self.ctx.catalog.read() as conn:
                 job = job_table.get_job(conn, job_id)

@@ -37,7 +37,7 @@ class Scheduler:
         started = []
         for name in due_sources(self.ctx):
             try:
-                self.runner.start(name, trigger="schedule")
+                self.runner.start(name, trigger="schedule", wait=0.5)
                 started.append(name)
             except Conflict:
                 pass  # already running or queued

@@ -30,6 +30,7 @@ from mediamesh.context import Context
 from mediamesh.crypto import SecretBox
 from mediamesh.errors import Conflict, Forbidden, InvalidInput, LocationUnreachable
 from mediamesh.scanning.filters import PathFilter, validate_globs
+from mediamesh.scanning.safety import identity_changes
 from mediamesh.services.schedule import parse_schedule, validate_schedule
 
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]*\Z")
@@ -335,14 +336,10 @@ def health_values(row: Any, probe: ProbeResult, now: datetime | None = None) -> 
     recorded = row.identity or {}
     if not recorded:
         values["identity"] = probe.identity
-    elif probe.identity != recorded:
-        changes = ", ".join(
-            f"{k}: {recorded.get(k)!r} -> {probe.identity.get(k)!r}"
-            for k in sorted(recorded)
-            if recorded.get(k) != probe.identity.get(k)
-        )
+    elif changes := identity_changes(recorded, probe.identity):  # the scan's own test (scanning/safety.py)
         values.update(
-            health_status="degraded", health_error=f"filesystem differs from registration ({changes})"
+            health_status="degraded",
+            health_error=f"filesystem differs from registration ({'; '.join(changes)})",
         )
     elif probe.latency_ms is not None and probe.latency_ms > SLOW_PROBE_MS:
         values.update(
