@@ -167,21 +167,26 @@ def main() -> None:
     build_small(small_root, args.small, args.small_size)
     large = build_large(large_root, args.large, args.large_mib)
     variants = [("current", None)] + ([("baseline", str(args.baseline))] if args.baseline else [])
-    results: dict[str, dict[str, tuple[str, str, str, str]]] = {}
-    order: list[str] = []
+    results: dict[str, dict[tuple[str, str], tuple[str, str, str, str]]] = {}
+    order: list[tuple[str, str]] = []
     for variant, src in reversed(variants):  # the baseline first: the current code gets no warmer cache
         SOURCE["src"] = src
         print(f"measuring {variant} ...", flush=True)
         rows = measure(args, work, small_root, large_root, large, current=src is None)
-        results[variant] = {r[0]: r[1:] for r in rows}
-        order += [r[0] for r in rows if r[0] not in order]
+        keyed, parent = {}, ""
+        for r in rows:  # "  same, whole process" is under several measures: key it by its measure
+            parent = parent if r[0].startswith("  ") else r[0]
+            keyed[(parent, r[0])] = r[1:]
+        results[variant] = keyed
     SOURCE["src"] = None
+    for variant, _ in variants:  # the current code's order, then what only the baseline has
+        order += [k for k in results[variant] if k not in order]
 
     names = [v for v, _ in variants]
     header = ("measure", *names, "reference", f"ratio ({names[0]})", "target")
     table = [
         (
-            m,
+            m[1],
             *(results[v].get(m, ("-",))[0] for v in names),
             *next(results[v][m][1:] for v in names if m in results[v]),
         )
@@ -189,8 +194,9 @@ def main() -> None:
     ]
     width = [max(len(r[i]) for r in [header, *table]) for i in range(len(header))]
     print()
-    for r in [header, tuple("-" * w for w in width), *table]:
-        print("  ".join(cell.ljust(w) for cell, w in zip(r, width, strict=True)))
+    lines: list[tuple[str, ...]] = [header, tuple("-" * w for w in width), *table]
+    for line in lines:
+        print("  ".join(cell.ljust(w) for cell, w in zip(line, width, strict=True)))
 
 
 def measure(

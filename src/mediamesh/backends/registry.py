@@ -20,8 +20,12 @@ from mediamesh.backends.base import Backend, Features
 if TYPE_CHECKING:
     from mediamesh.backends.local import LocalRoots
 
-#: The modules that register the built-in kinds, loaded on the first lookup (the SMB client is heavy).
-KIND_MODULES = ("mediamesh.backends.local", "mediamesh.backends.smb")
+#: The built-in kinds: name -> (the module that registers it, its URL schemes). A module is imported only
+#: when its kind is first asked for: a command on local folders never loads the SMB client (0.2 s).
+KIND_MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "local": ("mediamesh.backends.local", ("file",)),
+    "smb": ("mediamesh.backends.smb", ("smb",)),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +103,6 @@ class _Registry:
         self._by_name: dict[str, BackendKind] = {}
         self._by_scheme: dict[str, BackendKind] = {}
         self._lock = threading.Lock()
-        self._loaded = False
 
     def register(self, kind: BackendKind) -> None:
         with self._lock:
@@ -109,23 +112,25 @@ class _Registry:
             for scheme in kind.schemes:
                 self._by_scheme[scheme] = kind
 
-    def _load(self) -> None:
-        if self._loaded:
-            return
-        for module in KIND_MODULES:
-            importlib.import_module(module)  # each registers its kind
-        self._loaded = True
+    def _load(self, name: str) -> None:
+        if name in KIND_MODULES and name not in self._by_name:
+            importlib.import_module(KIND_MODULES[name][0])  # it registers its kind
 
     def kinds(self) -> list[BackendKind]:
-        self._load()
-        return list(self._by_name.values())
+        for name in KIND_MODULES:
+            self._load(name)
+        return [self._by_name[name] for name in KIND_MODULES if name in self._by_name] + [
+            k for name, k in self._by_name.items() if name not in KIND_MODULES
+        ]
 
     def get(self, name: str) -> BackendKind | None:
-        self._load()
+        self._load(name)
         return self._by_name.get(name)
 
     def for_scheme(self, scheme: str) -> BackendKind | None:
-        self._load()
+        for name, (_, schemes) in KIND_MODULES.items():
+            if scheme in schemes:
+                self._load(name)
         return self._by_scheme.get(scheme)
 
 
