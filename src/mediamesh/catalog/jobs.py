@@ -91,7 +91,7 @@ def enqueue(
     """Queue a job; returns its id. With ``key``, a job already queued under it is kept instead (its id is
     returned); ``exclusive`` also refuses while one runs (AlreadyQueued)."""
     now = now_utc()
-    with catalog.write() as conn:
+    with catalog.write(bump=False) as conn:  # no cached query reads jobs
         if key is not None:
             active = conn.execute(
                 select(jobs.c.id, jobs.c.state)
@@ -148,7 +148,17 @@ def claim(
         other.c.id != jobs.c.id,
         other.c.lease_expires_at > now,
     )
-    with catalog.write() as conn:
+    due = or_(
+        and_(jobs.c.state == "queued", jobs.c.run_after <= now),
+        and_(jobs.c.state == "running", jobs.c.lease_expires_at <= now),
+    )
+    with catalog.read() as conn:  # most polls find nothing: they take no write lock
+        ready = conn.execute(select(jobs.c.id).where(due).limit(1)).first() is not None
+        if not ready:
+            owners = conn.execute(select(jobs.c.lease_owner).where(jobs.c.state == "running")).scalars()
+            if all(owner_alive(owner) is not False for owner in owners):
+                return None
+    with catalog.write(bump=False) as conn:  # no cached query reads jobs
         _release_dead_runners(conn, now)
         query = (
             select(jobs.c.id, jobs.c.state, jobs.c.attempts)
@@ -220,7 +230,7 @@ def finish(
     catalog: Catalog, owner: str, job_id: int, state: str, result: Any = None, error: str | None = None
 ) -> None:
     """End a job this runner holds (completed, failed or cancelled)."""
-    with catalog.write() as conn:
+    with catalog.write(bump=False) as conn:  # no cached query reads jobs
         conn.execute(
             update(jobs)
             .where(jobs.c.id == job_id, jobs.c.lease_owner == owner)
@@ -258,7 +268,7 @@ def release(
     """Give a job back to the queue (a shutdown, a retry). If another job of its key was queued meanwhile,
     that one stays and this one ends: one queued per key."""
     now = now_utc()
-    with catalog.write() as conn:
+    with catalog.write(bump=False) as conn:  # no cached query reads jobs
         row = conn.execute(select(jobs.c.key).where(jobs.c.id == job_id)).first()
         if row is not None and row.key is not None:
             waiting = conn.execute(
@@ -288,7 +298,7 @@ def release(
 def request_cancel(catalog: Catalog, job_id: int) -> str | None:
     """Cancel a job: a queued one at once, a running one at its next step (its runner sees the flag with
     its next lease renewal). Returns the state the job had, or None for an unknown job."""
-    with catalog.write() as conn:
+    with catalog.write(bump=False) as conn:  # no cached query reads jobs
         row = conn.execute(select(jobs.c.state).where(jobs.c.id == job_id)).first()
         if row is None:
             return None
@@ -384,10 +394,12 @@ def prune_finished(catalog: Catalog, keep: timedelta = timedelta(days=7)) -> int
 
 # -- runners ---------------------------------------------------------------------------------------------
 def beat_worker(catalog: Catalog, owner: str, kinds: list[str]) -> None:
-    """Record that a runner is alive (the CLI leaves enrichment to a live server)."""
+    """Record that a runner is alive (the CLI leaves enrichment to a live server); forget runners silent
+    for a day (a kill -9 leaves its row)."""
     now = now_utc()
     host, _, rest = owner.partition(":")
     with catalog.write(bump=False) as conn:
+        conn.execute(delete(workers).where(workers.c.heartbeat_at < now - timedelta(days=1)))
         updated = conn.execute(update(workers).where(workers.c.id == owner).values(heartbeat_at=now)).rowcount
         if not updated:
             conn.execute(
