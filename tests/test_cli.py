@@ -184,3 +184,39 @@ def test_media_queries_and_schedules_from_the_cli(env: Path, library: Path) -> N
     found = run_json("media", "list", "--search", "wedding")
     assert [m["locations"][0]["path"] for m in found["data"]] == ["Wedding/a.mov"]
     assert run_json("media", "list", "--single-copy")["count"] == 2
+
+
+def test_scan_has_two_phases(env: Path, library: Path) -> None:
+    """The index, then enrichment: here when no server runs, left queued with --no-extract, left to a
+    live server when one is; the jobs commands show and cancel the queued work."""
+    from mediamesh.catalog import jobs as job_table
+    from mediamesh.config import Settings
+    from mediamesh.context import Context
+
+    write(library / "a" / "one.mp4", b"\x00\x00\x00\x18ftypmp42" + bytes(2000))
+    run("source", "add", "lib", str(library))
+    later = run_json("scan", "lib", "--no-extract")
+    assert later["status"] == "completed" and later["index_seconds"] > 0
+    assert (later["enrichment"]["where"], later["enrichment"]["pending"]) == ("later", 1)
+    job = later["enrichment"]["job"]
+    shown = run_json("jobs", "show", str(job))
+    assert (shown["kind"], shown["state"], shown["source"]) == ("extract", "queued", "lib")
+    here = run_json("scan", "lib")  # the same job, run here now that no server is alive
+    assert here["enrichment"]["where"] == "here" and here["enrichment"]["job"] == job
+    assert here["enrichment"]["state"] == "completed" and here["metadata"]["probed"] == 1
+    assert run_json("scan", "lib")["enrichment"] is None  # nothing left to enrich
+    write(library / "b" / "two.mp4", b"\x00\x00\x00\x18ftypmp42" + bytes(3000))
+    ctx = Context(Settings())
+    try:  # a server's runner, alive: the CLI leaves enrichment to it
+        job_table.beat_worker(ctx.catalog, job_table.new_owner(), ["scan", "extract"])
+    finally:
+        ctx.close()
+    served = run_json("scan", "lib")
+    assert served["enrichment"]["where"] == "server" and served["metadata"] is None
+    listed = run_json("jobs", "list", "--state", "queued")
+    assert [j["id"] for j in listed] == [served["enrichment"]["job"]]
+    cancelled = run_json("jobs", "cancel", str(served["enrichment"]["job"]))
+    assert cancelled["state"] == "cancelled"
+    assert (
+        "is not queued or running" in run("jobs", "cancel", str(served["enrichment"]["job"]), code=2).stderr
+    )

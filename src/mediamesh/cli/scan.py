@@ -121,9 +121,11 @@ def _enrich(
 ) -> dict[str, Any] | None:
     """The enrichment phase: queued as a job; a live server takes it, else it runs here (unless
     ``--no-extract``)."""
+    if cancel.is_set() or summary["status"] != "completed":
+        return None  # stopped, failed or unreachable: the next scan enriches
     source_id = source_svc.show_source(ctx, summary["source"])["id"]
     pending = scan_svc.pending_enrichment(ctx, source_id)
-    if pending == 0 or cancel.is_set():
+    if pending == 0:
         return None
     job_id = scan_svc.queue_enrichment(ctx, source_id, trigger="cli")
     if no_extract:

@@ -141,8 +141,8 @@ def scan_job(ctx: Context, job: Job, control: JobControl) -> dict[str, Any]:
         on_started=lambda scan_id: control.progress({"scan_id": scan_id}, force=True),
         trigger=job.trigger,
     )
-    if summary["status"] != "failed" or summary["files_new"] or summary["files_changed"]:
-        queue_enrichment(ctx, job.source_id, trigger=job.trigger)
+    if summary["status"] == "completed" or (summary["files_new"] or summary["files_changed"]):
+        queue_enrichment(ctx, job.source_id, trigger=job.trigger)  # whatever the index reached
     return {"scan_id": summary["id"], "status": summary["status"], "projects": summary.get("projects")}
 
 
