@@ -149,7 +149,8 @@ class JobRunner:
                 running = self.running()
                 for job_id in job_table.renew(self.ctx.catalog, self.owner, list(running), self.lease):
                     running[job_id].cancel.set()
-                job_table.beat_worker(self.ctx.catalog, self.owner, self.kinds)
+                if self.lanes:  # a runner that takes jobs (not the CLI running one job of its own)
+                    job_table.beat_worker(self.ctx.catalog, self.owner, self.kinds)
             except Exception:  # the next beat tries again, well within the lease
                 log.warning("renewing job leases failed", exc_info=True)
 
