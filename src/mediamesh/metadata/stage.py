@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,17 +72,46 @@ def _values(result: Probe, bytes_read: int) -> dict[str, Any]:
 
 
 def _todo(source_id: int) -> Any:
+    """Present locations of the source whose media was never probed, in location id order."""
     return (
-        select(media.c.id, func.min(files.c.path).label("path"), media.c.size)
-        .join(files, files.c.media_id == media.c.id)
-        .where(media.c.metadata_at.is_(None), files.c.source_id == source_id, files.c.state == "present")
-        .group_by(media.c.id, media.c.size)
+        select(files.c.id, files.c.media_id, files.c.path, media.c.size)
+        .join(media, media.c.id == files.c.media_id)
+        .where(files.c.source_id == source_id, files.c.state == "present", media.c.metadata_at.is_(None))
+        .order_by(files.c.id)
     )
+
+
+#: Media read from the catalog at a time: memory stays bounded whatever the size of the source.
+PAGE = 1000
+
+
+def _pages(catalog: Catalog, source_id: int, before_page: Callable[[], None]) -> Iterator[Any]:
+    """(media id, path, size) to probe, read a page at a time along the source's locations (an index
+    range, so each page costs the same); once per media id: ``before_page`` writes what was probed, so
+    the next page no longer lists those media, and a page lists each of its media once."""
+    after = 0
+    while True:
+        before_page()
+        with catalog.read() as conn:
+            page = conn.execute(_todo(source_id).where(files.c.id > after).limit(PAGE)).all()
+        seen: set[str] = set()
+        for row in page:
+            if row.media_id not in seen:
+                seen.add(row.media_id)
+                yield row.media_id, row.path, row.size
+        if len(page) < PAGE:
+            return
+        after = page[-1].id
 
 
 def unprobed_count(conn: Connection, source_id: int) -> int:
     """Media with a present location on the source that were never probed."""
-    return int(conn.execute(select(func.count()).select_from(_todo(source_id).subquery())).scalar_one())
+    query = (
+        select(func.count(func.distinct(files.c.media_id)))
+        .join(media, media.c.id == files.c.media_id)
+        .where(files.c.source_id == source_id, files.c.state == "present", media.c.metadata_at.is_(None))
+    )
+    return int(conn.execute(query).scalar_one())
 
 
 #: Probe results are written this many at a time (or every WRITE_SECONDS): one write per file would keep
@@ -103,8 +132,7 @@ def extract(
     ``{"done", "total", "probed", "errors", "thumbnails"}`` as it goes."""
     out = ExtractResult()
     with catalog.read() as conn:
-        todo = conn.execute(_todo(source_id)).all()
-    total = len(todo)
+        total = unprobed_count(conn, source_id)
     pending: list[dict[str, Any]] = []
     written_at = time.monotonic()
 
@@ -116,7 +144,7 @@ def extract(
             pending.clear()
         written_at = time.monotonic()
 
-    for done, (media_id, path, size) in enumerate(todo, 1):
+    for done, (media_id, path, size) in enumerate(_pages(catalog, source_id, write), 1):
         if cancel is not None and cancel.is_set():
             break
         try:
