@@ -148,12 +148,13 @@ def claim(
         other.c.id != jobs.c.id,
         other.c.lease_expires_at > now,
     )
+    mine = jobs.c.kind.in_(kinds) if job_id is None else jobs.c.id == job_id
     due = or_(
         and_(jobs.c.state == "queued", jobs.c.run_after <= now),
         and_(jobs.c.state == "running", jobs.c.lease_expires_at <= now),
     )
     with catalog.read() as conn:  # most polls find nothing: they take no write lock
-        ready = conn.execute(select(jobs.c.id).where(due).limit(1)).first() is not None
+        ready = conn.execute(select(jobs.c.id).where(mine, due).limit(1)).first() is not None
         if not ready:
             owners = conn.execute(select(jobs.c.lease_owner).where(jobs.c.state == "running")).scalars()
             if all(owner_alive(owner) is not False for owner in owners):
@@ -162,14 +163,7 @@ def claim(
         _release_dead_runners(conn, now)
         query = (
             select(jobs.c.id, jobs.c.state, jobs.c.attempts)
-            .where(
-                jobs.c.kind.in_(kinds) if job_id is None else jobs.c.id == job_id,
-                or_(
-                    and_(jobs.c.state == "queued", jobs.c.run_after <= now),
-                    and_(jobs.c.state == "running", jobs.c.lease_expires_at <= now),
-                ),
-                or_(jobs.c.key.is_(None), ~busy_key),
-            )
+            .where(mine, due, or_(jobs.c.key.is_(None), ~busy_key))
             .order_by(jobs.c.priority.desc(), jobs.c.id)
             .limit(1)
             .with_for_update(skip_locked=True)  # PostgreSQL; SQLite's BEGIN IMMEDIATE already excludes others
