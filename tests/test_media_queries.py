@@ -128,7 +128,7 @@ def test_search_pages_list_each_media_once(ctx: Context, tmp_path: Path) -> None
 def test_prefixes(
     ctx: Context, two_disks: dict[str, str], monkeypatch: pytest.MonkeyPatch, expand: int
 ) -> None:
-    monkeypatch.setattr(media_svc, "PREFIX_WORDS", expand)
+    monkeypatch.setattr("mediamesh.catalog.search.PREFIX_WORDS", expand)
     assert ids(media_svc.list_media(ctx, q="inter*")) == {two_disks["interview"]}  # interview, interviews
     assert ids(media_svc.list_media(ctx, q="c*")) == {two_disks[k] for k in ("wedding", "concert")}
     assert ids(media_svc.list_media(ctx, q="ÉLO* interv*")) == {two_disks["interview"]}

@@ -6,9 +6,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, or_, select
+from sqlalchemy import ColumnElement, Connection, and_, case, exists, or_, select
 
-from mediamesh.catalog.schema import files, projects, sources
+from mediamesh.catalog.schema import files, media, projects, sources
 from mediamesh.errors import InvalidInput, NotFound
 
 #: A content id: BLAKE3-256 in lowercase hex, as ``b3sum`` prints it.
@@ -20,6 +20,32 @@ ROW_ID = re.compile(r"[0-9]{1,18}")
 SOURCE_UNREACHABLE = or_(sources.c.health_status == "offline", sources.c.enabled.is_(False))
 #: A location's state as shown: ``offline`` is derived from its source's health, never stored per row.
 LOCATION_STATE = case((and_(files.c.state == "present", SOURCE_UNREACHABLE), "offline"), else_=files.c.state)
+
+
+STATES = ("present", "missing", "offline")
+
+
+def has_location(*conds: ColumnElement[bool]) -> ColumnElement[bool]:
+    """The media (of the outer query) has a location that meets ``conds`` (over files and sources)."""
+    return exists(
+        select(files.c.id)
+        .join(sources, sources.c.id == files.c.source_id)
+        .where(files.c.media_id == media.c.id, *conds)
+    )
+
+
+def state_filter(state: str) -> ColumnElement[bool]:
+    """Media by where their copies are: ``present`` (one reachable now), ``offline`` (present copies, all
+    on sources that cannot be reached now) or ``missing`` (no present copy)."""
+    reachable = has_location(files.c.state == "present", ~SOURCE_UNREACHABLE)
+    if state == "present":
+        return reachable
+    on_offline = has_location(files.c.state == "present", SOURCE_UNREACHABLE)
+    if state == "offline":
+        return and_(~reachable, on_offline)
+    if state == "missing":
+        return ~has_location(files.c.state == "present")
+    raise InvalidInput(f"invalid state {state!r}: use one of {', '.join(STATES)}")
 
 
 def parse_media_id(text: str) -> str:

@@ -10,8 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import time
-import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,7 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.sql.elements import BindParameter
 
 from mediamesh.backends import features_of
-from mediamesh.catalog import queries
+from mediamesh.catalog import queries, search
 from mediamesh.catalog.cache import QueryCaches
 from mediamesh.catalog.database import Catalog
 from mediamesh.catalog.queries import (
@@ -55,99 +53,14 @@ from mediamesh.scanning.names import name_key, path_key
 from mediamesh.services.sources import find_source
 
 log = logging.getLogger(__name__)
-STATES = ("present", "missing", "offline")
+STATES = queries.STATES
 MAX_LIMIT = 1000
 #: How long a filter's total count is reused: counting a million rows for every page would dominate.
 COUNT_TTL = 10.0
-_TERM = re.compile(r"(\w+)(\*?)")
-_WORD = re.compile(r"\w+")
-#: A prefix that stands for more words than this is searched as a prefix (slower on huge catalogs).
-PREFIX_WORDS = 64
 
 parse_media_id = queries.parse_media_id
 _unreachable = SOURCE_UNREACHABLE
 _location_state = LOCATION_STATE
-
-
-def _has_location(*conds: ColumnElement[bool]) -> ColumnElement[bool]:
-    return exists(
-        select(files.c.id)
-        .join(sources, sources.c.id == files.c.source_id)
-        .where(files.c.media_id == media.c.id, *conds)
-    )
-
-
-def state_filter(state: str) -> ColumnElement[bool]:
-    reachable = _has_location(files.c.state == "present", ~_unreachable)
-    if state == "present":
-        return reachable
-    on_offline = _has_location(files.c.state == "present", _unreachable)
-    if state == "offline":
-        return and_(~reachable, on_offline)
-    if state == "missing":
-        return ~_has_location(files.c.state == "present")
-    raise InvalidInput(f"invalid state {state!r}: use one of {', '.join(STATES)}")
-
-
-def _search_terms(q: str) -> list[tuple[str, bool]]:
-    """(word, is_prefix) pairs: a word matches whole words; ``word*`` matches words that begin with it."""
-    terms = [(m.group(1)[:64], bool(m.group(2))) for m in _TERM.finditer(q)][:8]
-    if not terms:
-        raise InvalidInput("q: give at least one letter or digit to search for")
-    return terms
-
-
-def _fold(word: str) -> str:
-    """A word as the index's tokenizer stores it: case-folded, without diacritics."""
-    decomposed = unicodedata.normalize("NFKD", word.casefold())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
-
-
-def _prefix_words(
-    conn: Connection, start: str, stop: str, memo: dict[tuple[object, ...], Any], generation: object
-) -> list[str]:
-    """The index's words in [start, stop), remembered (in the context's ``memo``) while the catalog does
-    not change, and briefly: reading the vocabulary is slow."""
-    key = ("prefix-words", generation, start, stop)
-    known = memo.get(key)
-    if known is not None and time.monotonic() - known[0] < COUNT_TTL:
-        return list(known[1])
-    words = list(
-        conn.execute(
-            text("SELECT term FROM files_fts_vocab WHERE term >= :a AND term < :b LIMIT :n"),
-            {"a": start, "b": stop, "n": PREFIX_WORDS + 1},
-        ).scalars()
-    )
-    if len(memo) > 1000:
-        memo.clear()
-    memo[key] = (time.monotonic(), words)
-    return words
-
-
-def _fts_query(conn: Connection, q: str, memo: dict[tuple[object, ...], Any], generation: object) -> str:
-    """An FTS5 query. A prefix is replaced by the words of the index it stands for, when they are few:
-    FTS5 reads a prefix's matches all at once, but several whole words one page at a time."""
-    parts = []
-    for word, prefix in _search_terms(q):
-        start = _fold(word) if prefix else ""
-        if start:  # a word that folds to nothing (a lone combining mark) takes no index shortcut
-            stop = start[:-1] + chr(ord(start[-1]) + 1)
-            words = _prefix_words(conn, start, stop, memo, generation)
-            if 0 < len(words) <= PREFIX_WORDS and all(_WORD.fullmatch(w) for w in words):
-                parts.append("(" + " OR ".join(f'"{w}"' for w in words) + ")")
-                continue
-        parts.append(f'"{word}"*' if prefix else f'"{word}"')  # \w only: quoting is safe
-    return " AND ".join(parts)
-
-
-def _pg_name_match(q: str) -> ColumnElement[bool]:
-    """PostgreSQL: media with a location whose path has the words (the GIN index of migration 0004)."""
-    query = " & ".join(f"{w}:*" if prefix else w for w, prefix in _search_terms(q))
-    words_of_path = text(
-        "to_tsvector('simple', regexp_replace(files.path, '[^[:alnum:]]+', ' ', 'g'))"
-        " @@ to_tsquery('simple', :tsq)"
-    ).bindparams(tsq=query)
-    return media.c.id.in_(select(files.c.media_id).where(words_of_path))
 
 
 _fts = table("files_fts", column("rowid"))
@@ -172,7 +85,9 @@ def _search_page(
     The index is read in its own order and stops after a page, so a word found in 200,000 paths costs the
     same as a rare one; a media item is listed at its first matching location only, never twice.
     """
-    match: BindParameter[str] = bindparam("fts_query", _fts_query(conn, q, caches.memo, generation))
+    match: BindParameter[str] = bindparam(
+        "fts_query", search.fts_query(conn, q, caches.memo, generation, COUNT_TTL)
+    )
     matches: ColumnElement[bool] = text("files_fts MATCH :fts_query").bindparams(match)  # type: ignore[assignment]
     hit, sibling = _HIT, _SIBLING
     on_source = [hit.c.source_id == source_id] if source_id is not None else []
@@ -283,7 +198,7 @@ def list_media(
         if project is not None:
             conds.append(in_project(find_project(conn, project).id))
         if state is not None:
-            conds.append(state_filter(state))
+            conds.append(queries.state_filter(state))
         if kind is not None:
             conds.append(media.c.kind == kind)
         if duplicates:
@@ -299,9 +214,9 @@ def list_media(
                 ctx.catalog, ctx.caches, conn, q, source_id, conds, limit, cursor, key, generation
             )
         if q is not None:
-            conds.append(_pg_name_match(q))
+            conds.append(search.pg_name_match(q))
         if source_id is not None:
-            conds.append(_has_location(files.c.source_id == source_id))
+            conds.append(queries.has_location(files.c.source_id == source_id))
         if cursor is not None and not MEDIA_ID_RE.match(cursor):
             raise InvalidInput("invalid cursor")
         query = select(*_LISTED).where(*conds)
