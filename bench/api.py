@@ -216,8 +216,8 @@ def main() -> None:
         )
     results: dict[str, list[list[tuple[str, int, int, float, float, float, float, int]]]] = {}
     try:
-        for _ in range(args.rounds):
-            for name, src in variants:
+        for round_ in range(args.rounds):  # the order alternates: the second server of a pair runs warmer
+            for name, src in variants if round_ % 2 == 0 else variants[::-1]:
                 results.setdefault(name, []).append(measure(root / name, tokens[name], src, args))
     finally:
         if args.keep is None:
