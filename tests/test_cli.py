@@ -220,3 +220,25 @@ def test_scan_has_two_phases(env: Path, library: Path) -> None:
     assert (
         "is not queued or running" in run("jobs", "cancel", str(served["enrichment"]["job"]), code=2).stderr
     )
+
+
+def _command_paths() -> list[list[str]]:
+    import typer.main
+
+    paths: list[list[str]] = []
+
+    def walk(command: Any, path: list[str]) -> None:
+        paths.append(path)
+        for name, sub in getattr(command, "commands", {}).items():  # a group
+            walk(sub, [*path, name])
+
+    walk(typer.main.get_command(app), [])
+    return paths
+
+
+@pytest.mark.parametrize("path", _command_paths(), ids=lambda p: " ".join(p) or "mediamesh")
+def test_every_help_page_renders(path: list[str]) -> None:
+    """Every command's and group's --help (a '[/sub]' in a help text once crashed `source add --help`)."""
+    result = runner.invoke(app, [*path, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage:" in result.output and "Traceback" not in result.output

@@ -12,7 +12,9 @@ from mediamesh.cli.output import JsonOption, context, emit, out
 from mediamesh.services import jobs as svc
 
 app = typer.Typer(
-    help="The work queue: scans and enrichment, their state and progress.", no_args_is_help=True
+    rich_markup_mode=None,
+    help="The work queue: scans and enrichment, their state and progress.",
+    no_args_is_help=True,
 )
 
 

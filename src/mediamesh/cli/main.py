@@ -8,6 +8,7 @@ from mediamesh import __version__
 from mediamesh.cli import jobs, media, project, scan, serve, source, token
 
 app = typer.Typer(
+    rich_markup_mode=None,
     name="mediamesh",
     help="One catalog for the media scattered over your LAN, without copying a byte.",
     no_args_is_help=True,

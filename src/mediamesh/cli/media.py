@@ -12,7 +12,9 @@ from rich.table import Table
 from mediamesh.cli.output import JsonOption, context, emit, human_size, out
 from mediamesh.services import media as svc
 
-app = typer.Typer(help="What media you have and where each copy is.", no_args_is_help=True)
+app = typer.Typer(
+    rich_markup_mode=None, help="What media you have and where each copy is.", no_args_is_help=True
+)
 
 STATE_STYLE = {"present": "green", "offline": "yellow", "missing": "red"}
 

@@ -13,8 +13,14 @@ from mediamesh.cli.output import JsonOption, context, emit, human_size, out
 from mediamesh.services import importer
 from mediamesh.services import projects as svc
 
-app = typer.Typer(help="Projects: media put together by rules, templates and by hand.", no_args_is_help=True)
-templates = typer.Typer(help="Templates that make projects from folder names.", no_args_is_help=True)
+app = typer.Typer(
+    rich_markup_mode=None,
+    help="Projects: media put together by rules, templates and by hand.",
+    no_args_is_help=True,
+)
+templates = typer.Typer(
+    rich_markup_mode=None, help="Templates that make projects from folder names.", no_args_is_help=True
+)
 app.add_typer(templates, name="template")
 
 PathOpt = typer.Option(None, "--path", help="Glob of locations, e.g. 'Projects/Wedding-2024/**'.")

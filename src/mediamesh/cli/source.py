@@ -15,7 +15,9 @@ from mediamesh.cli.output import JsonOption, context, emit, human_size, out
 from mediamesh.services import bootstrap
 from mediamesh.services import sources as svc
 
-app = typer.Typer(help="Register and inspect sources (folders, shares).", no_args_is_help=True)
+app = typer.Typer(
+    rich_markup_mode=None, help="Register and inspect sources (folders, shares).", no_args_is_help=True
+)
 
 HEALTH_STYLE = {"online": "green", "degraded": "yellow", "offline": "red", "unknown": "dim"}
 

@@ -11,7 +11,7 @@ from rich.table import Table
 from mediamesh.cli.output import JsonOption, context, emit, out
 from mediamesh.services import tokens as svc
 
-app = typer.Typer(help="API tokens (read < write < admin).", no_args_is_help=True)
+app = typer.Typer(rich_markup_mode=None, help="API tokens (read < write < admin).", no_args_is_help=True)
 
 
 @app.command("create")
