@@ -320,3 +320,19 @@ def test_allowed_host_names(tmp_path: Path) -> None:
             assert response.status_code == status, host
             if status == 421:
                 assert response.json()["error"]["code"] == "misdirected_request"
+
+
+def test_a_json_body_sent_as_curl_sends_it(app_client: TestClient, library: Path) -> None:
+    """``curl -d '{...}'`` says form-urlencoded, some clients say nothing: the API reads JSON anyway when
+    a token comes with it; a body that is not JSON is still refused with a message."""
+    admin = token(app_client, "admin")
+    body = json.dumps({"name": "lib", "location": str(library)})
+    as_curl = {**admin, "Content-Type": "application/x-www-form-urlencoded"}
+    added = app_client.post("/api/v1/sources", content=body, headers=as_curl)
+    assert added.status_code == 201, added.text
+    unnamed = app_client.post(
+        "/api/v1/sources/test", content=json.dumps({"location": str(library)}), headers=admin
+    )
+    assert unnamed.status_code == 200 and unnamed.json()["reachable"]
+    form = app_client.post("/api/v1/sources", content="name=x&location=/tmp", headers=as_curl)
+    assert form.status_code == 422 and form.json()["error"]["message"]

@@ -49,6 +49,24 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
+_LOOSE_TYPES = (b"", b"application/x-www-form-urlencoded")
+
+
+def _json_by_default(scope: Scope, body: bytes) -> Scope:
+    """A JSON body sent without saying so (``curl -d '{...}'`` says form-urlencoded) is read as JSON.
+
+    Only with an ``Authorization`` header: a browser cannot add one to a cross-site form, so this never
+    lets another site's form post to the API (sessions need JSON and the CSRF header anyway)."""
+    headers = scope.get("headers", [])
+    kept = [(k, v) for k, v in headers if k != b"content-type"]
+    given = next((v for k, v in headers if k == b"content-type"), b"").split(b";")[0].strip().lower()
+    if given not in _LOOSE_TYPES or body.lstrip()[:1] not in (b"{", b"["):
+        return scope
+    if not any(k == b"authorization" for k, _ in headers):
+        return scope
+    return {**scope, "headers": [*kept, (b"content-type", b"application/json")]}
+
+
 class RequestLimits:
     def __init__(self, app: ASGIApp, max_body: int = MAX_BODY, streams: int = STREAMS_PER_CLIENT) -> None:
         self.app = app
@@ -71,6 +89,8 @@ class RequestLimits:
                 await self._too_large()(scope, receive, send)
                 return
             receive = _replay(body, receive)
+            if path.startswith("/api/"):
+                scope = _json_by_default(scope, body)
         if path.endswith("/content") and path.startswith("/api/"):
             await self._stream(scope, receive, send)
             return
