@@ -220,8 +220,9 @@ def test_signed_links_play_without_a_token(client: TestClient, clip: tuple[Path,
     path, media_id = clip
     made = client.post(f"/api/v1/media/{media_id}/link?ttl=600")
     assert made.status_code == 200
-    url = made.json()["url"]
+    url = made.json()["path"]
     assert url.startswith(f"/api/v1/media/{media_id}/content?expires=")
+    assert made.json()["url"] == "http://testserver" + url  # absolute: what a player is given
     anonymous = TestClient(client.app, client=("127.0.0.1", 40001))
     ranged = anonymous.get(url, headers={"Range": "bytes=100-199"})
     assert ranged.status_code == 206 and ranged.content == path.read_bytes()[100:200]
@@ -249,3 +250,20 @@ def test_expired_links_are_refused(
     monkeypatch.setattr("mediamesh.services.links._now", lambda: later)
     response = TestClient(client.app, client=("127.0.0.1", 40002)).get(url)
     assert response.status_code == 401 and "expired" in response.json()["error"]["message"]
+
+
+def test_links_use_the_public_url_when_one_is_set(tmp_path: Path, library: Path) -> None:
+    settings = make_settings(tmp_path, public_url="https://media.example.lan:8443/mm/")
+    assert settings.public_url == "https://media.example.lan:8443/mm"
+    write(library / "a.mp4", 5000)
+    app = create_app(settings)
+    with TestClient(app, client=("127.0.0.1", 40000)) as client:
+        ctx = client.app.state.ctx  # type: ignore[attr-defined]
+        client.headers["Authorization"] = "Bearer " + token_svc.create_token(ctx, "r", "read")[1]
+        source_svc.add_source(ctx, "lib", str(library))
+        run_scan(ctx, "lib")
+        file_id = client.get("/api/v1/files").json()["data"][0]["id"]
+        made = client.post(f"/api/v1/files/{file_id}/link").json()
+    assert made["url"] == "https://media.example.lan:8443/mm" + made["path"]
+    with pytest.raises(ValueError, match="MEDIAMESH_PUBLIC_URL"):
+        make_settings(tmp_path, public_url="javascript:alert(1)")

@@ -53,6 +53,11 @@ class Settings(BaseSettings):
     max_connections: int = Field(
         512, ge=8, le=100_000, description="Connections served at once; more are answered 503."
     )
+    public_url: str | None = Field(
+        None,
+        description="The address people and players reach the server at (https://media.home.lan): signed "
+        "links are made with it. Default: the address of the request that asks for the link.",
+    )
     tls_cert: Path | None = Field(None, description="PEM certificate: serve HTTPS (with MEDIAMESH_TLS_KEY).")
     tls_key: Path | None = Field(None, description="PEM private key of the certificate.")
     local_roots: str = Field(
@@ -89,6 +94,20 @@ class Settings(BaseSettings):
         description="eager: made in the scan; lazy: on first request; off: placeholders only.",
     )
     commit_batch: int = Field(5000, ge=1, description="Catalog rows written per transaction during a scan.")
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+            raise ValueError(
+                f"MEDIAMESH_PUBLIC_URL must look like https://host[:port][/prefix], not {value!r}"
+            )
+        return value.strip().rstrip("/")
 
     @field_validator("allow", "trusted_proxies")
     @classmethod

@@ -25,13 +25,18 @@ def _message(path: str, expires: int, token_id: int) -> str:
     return f"link\n{path}\n{expires}\n{token_id}"
 
 
-def make_link(ctx: Context, path: str, ttl: int, token_id: int) -> dict[str, Any]:
+def make_link(ctx: Context, path: str, ttl: int, token_id: int, base_url: str) -> dict[str, Any]:
+    """A link to ``path``: ``url`` absolute (players need one: MEDIAMESH_PUBLIC_URL, else ``base_url``,
+    where the request came to), ``path`` the same relative to the server."""
     if not 60 <= ttl <= MAX_TTL:
         raise InvalidInput(f"ttl must be between 60 and {MAX_TTL} seconds")
     expires = int(_now()) + ttl
     signature = ctx.signer.sign(_message(path, expires, token_id))
+    relative = f"{path}?expires={expires}&tid={token_id}&signature={signature}"
+    base = (ctx.settings.public_url or base_url).rstrip("/")
     return {
-        "url": f"{path}?expires={expires}&tid={token_id}&signature={signature}",
+        "url": base + relative,
+        "path": relative,
         "expires_at": datetime.fromtimestamp(expires, UTC).isoformat(),
     }
 

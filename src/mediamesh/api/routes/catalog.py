@@ -179,7 +179,11 @@ async def media_thumbnail(
 
 
 class Link(BaseModel):
-    url: str = Field(description="Works without a token until expires_at (relative to this server).")
+    url: str = Field(
+        description="Works without a token until expires_at: absolute, from MEDIAMESH_PUBLIC_URL or the "
+        "address the request came to."
+    )
+    path: str = Field(description="The same link relative to the server.")
     expires_at: str
 
 
@@ -197,7 +201,7 @@ def media_link(
     only while the token that asked for it does."""
     media_svc.show_media(ctx, media_id)  # 404 / 422 for what is not a media id of this catalog
     path = request.app.url_path_for("media_content", media_id=media_id.strip().lower())
-    return links.make_link(ctx, path, ttl, int(token["id"]))
+    return links.make_link(ctx, path, ttl, int(token["id"]), str(request.base_url))
 
 
 @router.post("/files/{file_id}/link", response_model=Link)
@@ -212,7 +216,7 @@ def file_link(
 ) -> dict[str, Any]:
     """A signed content URL for one location (works only while the token that asked for it does)."""
     path = request.app.url_path_for("file_content", file_id=str(file_id))
-    return links.make_link(ctx, path, ttl, int(token["id"]))
+    return links.make_link(ctx, path, ttl, int(token["id"]), str(request.base_url))
 
 
 @router.get("/files", response_class=FastJSON, responses={200: {"model": FilePage}})
