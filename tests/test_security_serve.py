@@ -7,6 +7,7 @@ from __future__ import annotations
 import http.client
 import os
 import signal
+import socket
 import ssl
 import stat
 import subprocess
@@ -43,12 +44,29 @@ def test_tls_is_on_beyond_loopback_unless_turned_off(
     from mediamesh.cli.main import app as cli
 
     seen: dict[str, Any] = {}
-    monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: seen.update(kw))
+
+    def run(server: uvicorn.Server, sockets: list[socket.socket]) -> None:
+        seen.update(vars(server.config))
+        for sock in sockets:
+            sock.close()
+
+    monkeypatch.setattr(uvicorn.Server, "run", run)
     result = CliRunner().invoke(
-        cli, ["serve", "--data-dir", str(tmp_path / "data"), "--host", host, "--tls", setting]
+        cli,
+        [
+            "serve",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--host",
+            host,
+            "--port",
+            str(free_port()),
+            "--tls",
+            setting,
+        ],
     )
     assert result.exit_code == 0, result.output
-    assert ("ssl_certfile" in seen) is https
+    assert (seen["ssl_certfile"] is not None) is https
     assert seen["proxy_headers"] is False and seen["limit_concurrency"] >= 8
     output = result.output
     if https:

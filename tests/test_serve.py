@@ -157,3 +157,24 @@ def test_serve_refuses_half_a_tls_setting(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "give both or neither" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_taken_port_is_a_clear_message(tmp_path: Path) -> None:
+    """A second server (or any program) on the port: one line naming the port and how to pick another,
+    exit code 2, before anything claims to listen."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        env = {**os.environ, "MEDIAMESH_DATA_DIR": str(tmp_path / "data"), "MEDIAMESH_HOST": "127.0.0.1"}
+        result = subprocess.run(
+            [sys.executable, "-m", "mediamesh", "serve", "--port", str(port)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode == 2, result.stderr
+    assert f"port {port} on 127.0.0.1 is taken" in result.stderr and "--port" in result.stderr
+    assert "listening" not in result.stderr and "Traceback" not in result.stderr

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +65,7 @@ def serve(
     }
     try:
         settings = Settings(**overrides)
+        listener = _listen(settings.host, settings.port)
         app = create_app(settings)
     except MediameshError as exc:
         raise fail(exc.message) from None
@@ -109,7 +112,7 @@ def serve(
         err.print(admin, markup=False, highlight=False)
     ssl: dict[str, Any] = {"ssl_certfile": str(cert), "ssl_keyfile": str(key)} if cert else {}
     proxies = ",".join(p.strip() for p in settings.trusted_proxies.split(",") if p.strip())
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
@@ -122,3 +125,25 @@ def serve(
         limit_concurrency=settings.max_connections,
         **ssl,
     )
+    uvicorn.Server(config).run(sockets=[listener])
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before anything is said or opened: a port another program holds is a
+    clear message and exit code 2, not a server that says it listens and then dies with [Errno 98]."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise fail(
+                f"port {port} on {host} is taken (another mediamesh serve, or another program); "
+                f"pick another with --port N or MEDIAMESH_PORT=N",
+                2,
+            ) from None
+        raise fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}", 2) from None
+    sock.set_inheritable(True)
+    return sock
