@@ -336,3 +336,16 @@ def test_a_json_body_sent_as_curl_sends_it(app_client: TestClient, library: Path
     assert unnamed.status_code == 200 and unnamed.json()["reachable"]
     form = app_client.post("/api/v1/sources", content="name=x&location=/tmp", headers=as_curl)
     assert form.status_code == 422 and form.json()["error"]["message"]
+
+
+def test_a_scan_of_a_folder_that_is_not_there_is_422(app_client: TestClient, library: Path) -> None:
+    admin = token(app_client, "admin")
+    assert (
+        app_client.post(
+            "/api/v1/sources", json={"name": "lib", "location": str(library)}, headers=admin
+        ).status_code
+        == 201
+    )
+    response = app_client.post("/api/v1/sources/lib/scans", json={"path": "nope"}, headers=admin)
+    assert response.status_code == 422 and "no folder 'nope'" in response.json()["error"]["message"]
+    assert app_client.get("/api/v1/scans", headers=admin).json()["count"] == 0

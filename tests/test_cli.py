@@ -242,3 +242,13 @@ def test_every_help_page_renders(path: list[str]) -> None:
     result = runner.invoke(app, [*path, "--help"])
     assert result.exit_code == 0, result.output
     assert "Usage:" in result.output and "Traceback" not in result.output
+
+
+def test_a_mistyped_scan_path_is_bad_input_and_leaves_no_record(env: Path, library: Path) -> None:
+    write(library / "Projects" / "a.mp4", 100)
+    run("source", "add", "lib", str(library))
+    result = run("scan", "lib", "--path", "Projcts", code=2)
+    assert "no folder 'Projcts' in source 'lib'" in result.stderr
+    assert "not a folder" in run("scan", "lib", "--path", "Projects/a.mp4", code=2).stderr
+    assert run_json("source", "show", "lib")["last_scan"] is None  # nothing in the history
+    assert run_json("scan", "lib", "--path", "Projects")["files_new"] == 1

@@ -59,3 +59,14 @@ class LocationUnreachable(SourceUnavailable):
 class ConfigurationError(MediameshError):
     code = "configuration_error"
     status = 500
+
+
+def from_code(code: str, message: str) -> MediameshError:
+    """The error of this ``code`` again (an error a job recorded, raised to whoever waits for it)."""
+    pending: list[type[MediameshError]] = [MediameshError]
+    while pending:
+        cls = pending.pop()
+        if cls.code == code:
+            return cls(message)
+        pending.extend(cls.__subclasses__())
+    return MediameshError(message)

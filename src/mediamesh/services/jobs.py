@@ -199,8 +199,10 @@ class JobRunner:
             except MediameshError as exc:
                 if isinstance(exc, Conflict):  # busy elsewhere (a CLI scan of the same source)
                     self._retry(job, exc.message)
-                else:
-                    job_table.finish(catalog, self.owner, job.id, "failed", error=exc.message)
+                else:  # bad input: retrying cannot help; the code lets a waiting caller raise it again
+                    job_table.finish(
+                        catalog, self.owner, job.id, "failed", {"error_code": exc.code}, exc.message
+                    )
                 return
             except RetryLater as exc:
                 self._retry(job, str(exc))

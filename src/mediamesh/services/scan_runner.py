@@ -18,7 +18,7 @@ from mediamesh.catalog import jobs as job_table
 from mediamesh.catalog.schema import jobs
 from mediamesh.catalog.times import iso
 from mediamesh.context import Context
-from mediamesh.errors import Conflict, InvalidInput, NotFound
+from mediamesh.errors import Conflict, InvalidInput, NotFound, from_code
 from mediamesh.services.jobs import JobRunner
 from mediamesh.services.scans import get_scan
 from mediamesh.services.sources import find_source
@@ -77,7 +77,9 @@ class ScanQueue:
             if job["state"] in job_table.FINISHED or (job["state"] == "queued" and job["error"]):
                 # It ended, or was put back for a retry, before a scan record existed: say why, now.
                 job_table.request_cancel(self.ctx.catalog, job_id)
-                raise Conflict(job["error"] or f"the scan of {row.name!r} did not start; see the server log")
+                message = job["error"] or f"the scan of {row.name!r} did not start; see the server log"
+                code = (job["result"] or {}).get("error_code") if isinstance(job["result"], dict) else None
+                raise from_code(code, message) if code else Conflict(message)
             if job["state"] == "queued" and (self.runner is None or time.monotonic() > deadline):
                 return self._queued(job)
             if time.monotonic() > deadline + 30:  # claimed but not started: report it as it is

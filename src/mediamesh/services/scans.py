@@ -7,7 +7,15 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from mediamesh.backends.base import InvalidPathError, clean_relpath
+from mediamesh.backends.base import (
+    Backend,
+    BackendError,
+    EntryKind,
+    InvalidPathError,
+    NotFoundError,
+    UnreachableError,
+    clean_relpath,
+)
 from mediamesh.catalog import jobs as job_table
 from mediamesh.catalog import scans as catalog_scans
 from mediamesh.catalog.jobs import Job
@@ -62,6 +70,8 @@ def run_scan(
     )
     source = SourceRef(row.id, row.name, dict(row.identity or {}), path_filter_for(row))
     backend = backend_for(ctx, row)  # shared with probes and content: never closed here
+    if top:
+        _check_folder(backend, row.name, top)
     scanner = Scanner(ctx.catalog, backend, source, options, progress, cancel, on_started)
     scan_id = scanner.run()
     if scanner.unreachable is not None:  # known now; the next health probe would only say it later
@@ -76,6 +86,23 @@ def run_scan(
     summary["projects"] = projects
     summary["metadata"] = None  # enrichment is a job of its own (see queue_enrichment)
     return summary
+
+
+def _check_folder(backend: Backend, source: str, top: str) -> None:
+    """A --path that is not a folder of the source is bad input (exit 2), not a failed scan in the
+    history. An unreachable source is left to the scan, which records it."""
+    try:
+        entry = backend.stat(top)
+    except NotFoundError:
+        raise InvalidInput(
+            f"no folder {top!r} in source {source!r} (the path is relative to its root)"
+        ) from None
+    except UnreachableError:
+        return
+    except BackendError as exc:
+        raise InvalidInput(f"cannot scan {top!r} in source {source!r}: {exc}") from None
+    if entry.kind is not EntryKind.DIR:
+        raise InvalidInput(f"{top!r} in source {source!r} is not a folder")
 
 
 def _assign_projects(ctx: Context, source_id: int) -> dict[str, Any] | None:
