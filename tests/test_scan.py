@@ -19,11 +19,12 @@ from sqlalchemy import func, select
 from mediamesh.backends.local import LocalBackend
 from mediamesh.catalog.schema import files, media, scans
 from mediamesh.context import Context
+from mediamesh.errors import InvalidInput
 from mediamesh.scanning.filters import PathFilter
 from mediamesh.scanning.pipeline import Scanner, ScanOptions, SourceRef
 from mediamesh.services import media as media_svc
 from mediamesh.services import sources as source_svc
-from mediamesh.services.scans import run_scan
+from mediamesh.services.scans import list_scans, run_scan
 from tests.conftest import b3sum, write
 from tests.helpers import FaultyBackend, rows
 
@@ -284,11 +285,13 @@ def test_sub_path_scan_leaves_the_rest_alone(ctx: Context, library: Path) -> Non
     assert scan(ctx, path="two")["files_missing"] == 1
 
 
-def test_sub_path_that_does_not_exist_fails_clearly(ctx: Context, library: Path) -> None:
+def test_sub_path_that_does_not_exist_is_bad_input(ctx: Context, library: Path) -> None:
+    """A mistyped --path is refused before a scan record exists (it is not a failure of the source)."""
     write(library / "a.jpg", 100)
     add(ctx, library)
-    summary = scan(ctx, path="nope")
-    assert summary["status"] == "failed" and "nope" in summary["error"]
+    with pytest.raises(InvalidInput, match="no folder 'nope'"):
+        scan(ctx, path="nope")
+    assert list_scans(ctx) == []
 
 
 def test_files_still_being_written_are_deferred(ctx: Context, library: Path, tmp_path: Path) -> None:
