@@ -175,3 +175,15 @@ def test_bad_sources_files_say_why(sqlite_ctx: Context, tmp_path: Path, text: st
         assert message in exc.message
     else:
         assert results[0]["result"] == "error" and message in results[0]["error"]
+
+
+def test_a_completed_scan_brings_an_offline_source_back_online(ctx: Context, library: Path) -> None:
+    """The probe saw the source down; it came back and a scan read it end to end: online at once, not at
+    the next probe (the dashboard said offline next to a successful scan)."""
+    write(library / "a.mp4", 100)
+    source_svc.add_source(ctx, "disk", str(library))
+    source_id = source_svc.show_source(ctx, "disk")["id"]
+    source_svc.record_health(ctx, source_id, {"health_status": "offline", "health_error": "was unreachable"})
+    assert run_scan(ctx, "disk")["status"] == "completed"
+    shown = source_svc.show_source(ctx, "disk")["health"]
+    assert (shown["status"], shown["error"]) == ("online", None)

@@ -81,8 +81,14 @@ def run_scan(
             row.id,
             {"health_status": "offline", "health_checked_at": now_utc(), "health_error": scanner.unreachable},
         )
-    projects = _assign_projects(ctx, row.id)
     summary = get_scan(ctx, scan_id)
+    if summary["status"] == "completed" and row.health_status in ("offline", "unknown"):
+        # The scan reached the source from end to end (and checked it again at the end): it is online now,
+        # not at the next probe (a source that came back showed offline after a successful scan).
+        record_health(
+            ctx, row.id, {"health_status": "online", "health_checked_at": now_utc(), "health_error": None}
+        )
+    projects = _assign_projects(ctx, row.id)
     summary["projects"] = projects
     summary["metadata"] = None  # enrichment is a job of its own (see queue_enrichment)
     return summary
