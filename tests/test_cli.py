@@ -108,11 +108,12 @@ def test_duplicate_name_and_unreachable_location(env: Path, library: Path) -> No
     run("source", "add", "nas", str(library))
     assert "already exists" in run("source", "add", "nas", str(library), code=2).stderr
     assert "already registered" in run("source", "add", "nas2", str(library), code=2).stderr
-    missing = run("source", "add", "gone", str(library / "nope"), code=2)
+    elsewhere = library.parent / "not-yet"
+    missing = run("source", "add", "gone", str(elsewhere), code=2)
     assert "No such file" in missing.stderr and "--force" in missing.stderr
-    forced = run_json("source", "add", "gone", str(library / "nope"), "--force")
+    forced = run_json("source", "add", "gone", str(elsewhere), "--force")
     assert forced["health"]["status"] == "offline" and forced["identity"] == {}
-    write(library / "nope" / "later.jpg", 10)  # it comes online
+    write(elsewhere / "later.jpg", 10)  # it comes online
     assert run_json("scan", "gone")["files_new"] == 1
     assert run_json("source", "show", "gone")["identity"]["fs_type"]
 
@@ -252,3 +253,22 @@ def test_a_mistyped_scan_path_is_bad_input_and_leaves_no_record(env: Path, libra
     assert "not a folder" in run("scan", "lib", "--path", "Projects/a.mp4", code=2).stderr
     assert run_json("source", "show", "lib")["last_scan"] is None  # nothing in the history
     assert run_json("scan", "lib", "--path", "Projects")["files_new"] == 1
+
+
+def test_overlapping_sources_are_refused(env: Path, library: Path, tmp_path: Path) -> None:
+    """A source inside another (or holding it) would count each file there as two copies."""
+    from mediamesh.backends import overlaps
+
+    write(library / "Photos" / "a.jpg", 100)
+    run("source", "add", "lib", str(library))
+    inner = run("source", "add", "photos", str(library / "Photos"), code=2).stderr
+    assert "overlaps source 'lib'" in inner and "count twice" in inner
+    (tmp_path / "link").symlink_to(library / "Photos")  # the same folder by another path
+    assert "overlaps" in run("source", "add", "alias", str(tmp_path / "link"), code=2).stderr
+    assert "already registered" in run("source", "add", "again", str(library), "--force", code=2).stderr
+    sibling = tmp_path / "library-2"
+    sibling.mkdir()
+    run("source", "add", "sibling", str(sibling))  # a name that merely starts the same is not inside
+    assert overlaps("smb", "smb://nas/media/Photos", "smb", "smb://u@NAS:445/Media")
+    assert not overlaps("smb", "smb://nas/media/Photos", "smb", "smb://nas/media/Photos2")
+    assert not overlaps("smb", "smb://nas/media", "smb", "smb://nas/other")

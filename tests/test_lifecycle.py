@@ -133,7 +133,7 @@ def test_sources_file_is_applied_idempotently(
     password_env: NAS_PASSWORD
     exclude: ["Proxies/**"]
   - name: nas19
-    location: {samba.url(share.name + "/")}x
+    location: {samba.url(uuid.uuid4().hex)}
     password_file: {secret}
   - name: gone
     location: {tmp_path / "not-mounted-yet"}

@@ -93,3 +93,15 @@ def open_backend(
     """Build the backend for a stored source (kind + display location + decrypted secret); ``roots`` is
     where local sources may point (the server's and the CLI's policy; None only in tests of a backend)."""
     return kind_of(kind).factory(location, secret, roots)
+
+
+def overlaps(kind_a: str, location_a: str, kind_b: str, location_b: str) -> bool:
+    """One location is the other or inside it (the same files would be indexed twice)."""
+    if kind_a != kind_b:
+        return False
+    extent = kind_of(kind_a).extent
+    (volume_a, path_a), (volume_b, path_b) = extent(location_a), extent(location_b)
+    if volume_a != volume_b:
+        return False
+    inner, outer = (path_a, path_b) if len(path_a) >= len(path_b) else (path_b, path_a)
+    return inner == outer or not outer or inner.startswith(outer.rstrip("/") + "/")

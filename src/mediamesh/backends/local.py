@@ -321,6 +321,7 @@ register(
         features=Features(file_ids=True, case_insensitive=False, local_paths=True),
         parse=_parse,
         fields=lambda location: {"path": location},
+        extent=lambda location: ((), os.path.realpath(location)),
         compose=lambda fields: _parse(fields.get("path", "").strip()),
         factory=_open,
     )

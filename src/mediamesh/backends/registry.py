@@ -68,6 +68,9 @@ class BackendKind:
     factory: Factory
     #: What a stored secret was given for: it may be used again only for a location with the same scope.
     credential_scope: Callable[[str], tuple[Any, ...]] = field(default=lambda location: (location,))
+    #: (the volume, the path within it) of a location: two sources overlap when they are on one volume
+    #: and one path is the other's or below it (one file would count as two copies).
+    extent: Callable[[str], tuple[tuple[Any, ...], str]] = field(default=lambda location: ((location,), ""))
 
     @property
     def secret_options(self) -> tuple[str, ...]:

@@ -498,6 +498,11 @@ def _scope(location: str) -> tuple[Any, ...]:
     return (o.host.lower(), o.port, o.share.lower(), (o.username or "").lower())
 
 
+def _extent(location: str) -> tuple[tuple[Any, ...], str]:
+    o = SmbOptions.parse(location)  # shares and their paths compare case-insensitively, like the server
+    return (o.host.lower(), o.port, o.share.lower()), o.subpath.lower()
+
+
 def _open(location: str, secret: Mapping[str, Any] | None, _roots: Any) -> Backend:
     return SmbBackend(SmbOptions.parse(location), (secret or {}).get("password"))
 
@@ -522,5 +527,6 @@ register(
         compose=_compose,
         factory=_open,
         credential_scope=_scope,
+        extent=_extent,
     )
 )

@@ -16,6 +16,7 @@ from mediamesh.backends import (
     credential_scope,
     kind_of,
     open_backend,
+    overlaps,
     parse_location,
     registry,
     takes_secret,
@@ -197,6 +198,23 @@ def _stored_secret_for(ctx: Context, row: Any, kind: str, location: str) -> dict
     return secret
 
 
+def _refuse_overlap(conn: Connection, kind: str, display: str, except_id: int | None = None) -> None:
+    """Two sources over the same files (the same folder, one inside the other, two SMB sources on one
+    share and path) would count every file there as two copies: refused, whatever --force says."""
+    others = conn.execute(
+        select(sources.c.id, sources.c.name, sources.c.location).where(sources.c.kind == kind)
+    ).all()
+    for other in others:
+        if other.id == except_id or not overlaps(kind, display, kind, other.location):
+            continue
+        if other.location == display:
+            raise Conflict(f"{display} is already registered as source {other.name!r}")
+        raise Conflict(
+            f"{display} overlaps source {other.name!r} ({other.location}): one is inside the other, so "
+            f"their files would count twice. Narrow {other.name!r} with --include/--exclude instead."
+        )
+
+
 def add_source(
     ctx: Context,
     name: str,
@@ -226,11 +244,7 @@ def add_source(
     with ctx.catalog.write() as conn:
         if conn.execute(select(sources.c.id).where(sources.c.name == name)).first() is not None:
             raise Conflict(f"a source named {name!r} already exists")
-        clash = conn.execute(
-            select(sources.c.name).where(sources.c.kind == loc.kind, sources.c.location == loc.display)
-        ).first()
-        if clash is not None and not force:
-            raise Conflict(f"{loc.display} is already registered as source {clash.name!r}")
+        _refuse_overlap(conn, loc.kind, loc.display)
         key = conn.execute(
             insert(sources).values(
                 name=name,
@@ -427,13 +441,7 @@ def update_source(
         values["enabled"] = enabled
     with ctx.catalog.write() as conn:
         if location is not None:
-            clash = conn.execute(
-                select(sources.c.name).where(
-                    sources.c.kind == kind, sources.c.location == display, sources.c.id != row.id
-                )
-            ).first()
-            if clash is not None:
-                raise Conflict(f"{display} is already registered as source {clash.name!r}")
+            _refuse_overlap(conn, kind, display, row.id)
         conn.execute(update(sources).where(sources.c.id == row.id).values(**values))
         return public(conn, find_source(conn, row.id))
 
