@@ -272,3 +272,19 @@ def test_overlapping_sources_are_refused(env: Path, library: Path, tmp_path: Pat
     assert overlaps("smb", "smb://nas/media/Photos", "smb", "smb://u@NAS:445/Media")
     assert not overlaps("smb", "smb://nas/media/Photos", "smb", "smb://nas/media/Photos2")
     assert not overlaps("smb", "smb://nas/media", "smb", "smb://nas/other")
+
+
+def test_files_list_shows_a_deleted_copy(env: Path, library: Path) -> None:
+    """One of two copies deleted: the scan counts 1 missing, and `files list --state missing` shows it,
+    while the media (still with a copy) is not missing."""
+    write(library / "a" / "clip.mp4", b"same" * 100)
+    gone = write(library / "b" / "clip.mp4", b"same" * 100)
+    run("source", "add", "lib", str(library))
+    run("scan", "lib")
+    gone.unlink()
+    assert run_json("scan", "lib")["files_missing"] == 1
+    missing = run_json("files", "list", "--state", "missing")
+    assert [(f["source"], f["path"]) for f in missing["data"]] == [("lib", "b/clip.mp4")]
+    assert run_json("media", "list", "--state", "missing")["count"] == 0
+    assert "b/clip.mp4" in run("files", "list", "--state", "missing").stdout
+    assert run_json("files", "list", "--path", "a")["count"] == 1

@@ -108,3 +108,42 @@ def whereis(
     with context() as ctx:
         data = svc.whereis(ctx, what)
     emit(data, as_json, _render_detail)
+
+
+files_app = typer.Typer(
+    rich_markup_mode=None, help="Locations: every copy of every file, with its state.", no_args_is_help=True
+)
+
+
+@files_app.command("list")
+def list_files(
+    source: str | None = typer.Option(None, "--source", help="Only this source's locations."),
+    path_prefix: str | None = typer.Option(None, "--path", help="Only below this folder of the source."),
+    state: str | None = typer.Option(
+        None, "--state", help="present, missing (a scan did not find it) or offline (its source is down)."
+    ),
+    limit: int = typer.Option(100, "--limit", min=1, max=svc.MAX_LIMIT),
+    cursor: int | None = typer.Option(None, "--cursor", help="The 'next' of the previous page."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Locations, one per line: a deleted copy is a missing location here even while its media has other
+    copies (``media list --state missing`` lists media with no copy left)."""
+    with context() as ctx:
+        page = svc.list_files(ctx, source, path_prefix, state, limit, cursor)
+
+    def render(p: dict[str, Any]) -> None:
+        table = Table("state", "source", "path", "size", "media")
+        for f in p["data"]:
+            style = STATE_STYLE.get(f["state"], "")
+            table.add_row(
+                f"[{style}]{f['state']}[/]",
+                escape(f["source"]),
+                escape(f["path"]),
+                human_size(f["size"]),
+                f["media_id"][:12],
+            )
+        out.print(table)
+        more = f"; next page: --cursor {p['next']}" if p["next"] is not None else ""
+        out.print(f"{len(p['data'])} of {p['count']} locations{more}", markup=False)
+
+    emit(page, as_json, render)
