@@ -288,3 +288,15 @@ def test_files_list_shows_a_deleted_copy(env: Path, library: Path) -> None:
     assert run_json("media", "list", "--state", "missing")["count"] == 0
     assert "b/clip.mp4" in run("files", "list", "--state", "missing").stdout
     assert run_json("files", "list", "--path", "a")["count"] == 1
+
+
+def test_add_can_scan_at_once(env: Path, library: Path, tmp_path: Path) -> None:
+    write(library / "a.mp4", 100)
+    added = run_json("source", "add", "lib", str(library), "--scan")
+    assert (
+        added["name"] == "lib" and added["scan"]["status"] == "completed" and added["scan"]["files_new"] == 1
+    )
+    other = tmp_path / "other"
+    write(other / "b.mp4", 200)
+    text = run("source", "add", "other", str(other)).stdout
+    assert "next: 'mediamesh scan other'" in text and "--schedule" in text

@@ -168,6 +168,8 @@ def test_a_new_user_does_everything_in_the_browser(server: Server, library: Path
     expect(page.locator("#location-error")).to_contain_text(f"Connected to {library}")
     expect(page.locator("#location-error")).to_contain_text("free of")
     w.shot("03-add-source")
+    expect(page.get_by_label("Scan it now")).to_be_checked()  # on by default; this test scans by hand
+    page.get_by_label("Scan it now").uncheck()
     page.get_by_role("button", name="Add source").click()
     card = page.locator('article[data-source="studio"]')
     expect(card).to_be_visible()
@@ -378,8 +380,10 @@ def test_adding_an_smb_share_explains_a_wrong_password_and_keeps_the_stored_one(
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Test connection").click()
     expect(result).to_contain_text(f"Connected to smb://{USER}@127.0.0.1:{samba.port}/{SHARE}/ui-test")
-    page.get_by_role("button", name="Add source").click()
+    page.get_by_role("button", name="Add source").click()  # and scanned at once (the box is ticked)
     expect(page.locator('article[data-source="nas"] .badge')).to_have_text("online")
+    nas_scan = page.locator('table.recent-scans tr[data-status="completed"]', has_text="nas")
+    expect(nas_scan).to_have_count(1, timeout=60_000)
 
     # Editing: the fields come back apart, the password is never shown, and testing uses the stored one.
     page.goto("/sources/nas/edit")

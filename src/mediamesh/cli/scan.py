@@ -25,7 +25,7 @@ from mediamesh.services.jobs import JobRunner
 from mediamesh.services.scans import run_scan
 
 
-def _render(s: dict[str, Any]) -> None:
+def render_summary(s: dict[str, Any]) -> None:
     style = {"completed": "green", "interrupted": "yellow", "failed": "red"}.get(s["status"], "")
     out.print(
         f"index: scan #{s['id']} of {s['source']}: [{style}]{s['status']}[/] in {s['index_seconds']:.1f} s - "
@@ -70,10 +70,22 @@ def scan(
 ) -> None:
     """Scan a source now: index new and changed media, recognise moves, mark what is gone as missing;
     then enrich what is new (metadata, thumbnails)."""
+    with context() as ctx:
+        summary = scan_in_phases(ctx, name, path, confirm_missing, no_extract, as_json)
+    emit(summary, as_json, render_summary)
+    if summary["status"] != "completed":
+        raise typer.Exit(1)
+
+
+def scan_in_phases(
+    ctx: Context, name: str, path: str, confirm_missing: bool, no_extract: bool, as_json: bool
+) -> dict[str, Any]:
+    """The index, then enrichment, with a progress bar each on a terminal; Ctrl-C or SIGTERM stop at the
+    next step (the scan is resumable)."""
     cancel = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
-        cancel.set()  # stop cleanly at the next step; the scan is resumable
+        cancel.set()
 
     previous = signal.signal(signal.SIGTERM, on_signal)
     show_bar = sys.stderr.isatty() and not as_json
@@ -99,21 +111,18 @@ def scan(
         progress.update(task, counts=counts, folder=escape(stats.current_path[-60:]))
 
     try:
-        with context() as ctx, progress:
-            try:
-                started = time.monotonic()
-                summary = run_scan(ctx, name, path, confirm_missing, report, cancel)
-                summary["index_seconds"] = round(time.monotonic() - started, 3)
-                progress.update(task, total=1, completed=1)
-                summary["enrichment"] = _enrich(ctx, summary, progress, cancel, no_extract)
-            except KeyboardInterrupt:
-                err.print("interrupted; run the same scan again to resume")
-                raise typer.Exit(130) from None
+        with progress:
+            started = time.monotonic()
+            summary = run_scan(ctx, name, path, confirm_missing, report, cancel)
+            summary["index_seconds"] = round(time.monotonic() - started, 3)
+            progress.update(task, total=1, completed=1)
+            summary["enrichment"] = _enrich(ctx, summary, progress, cancel, no_extract)
+    except KeyboardInterrupt:
+        err.print("interrupted; run the same scan again to resume")
+        raise typer.Exit(130) from None
     finally:
         signal.signal(signal.SIGTERM, previous)
-    emit(summary, as_json, _render)
-    if summary["status"] != "completed":
-        raise typer.Exit(1)
+    return summary
 
 
 def _enrich(

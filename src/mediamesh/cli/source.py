@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from mediamesh.cli.output import JsonOption, context, emit, human_size, out
+from mediamesh.cli.scan import render_summary, scan_in_phases
 from mediamesh.services import bootstrap
 from mediamesh.services import sources as svc
 
@@ -73,6 +74,7 @@ def add(
         None, "--schedule", help="Scan by itself (in serve): an interval (6h, 1d) or cron ('0 3 * * *')."
     ),
     priority: int = typer.Option(0, "--priority", help="Serve content from higher-priority sources first."),
+    scan: bool = typer.Option(False, "--scan", help="Scan it at once (the index, then enrichment)."),
     as_json: bool = JsonOption,
 ) -> None:
     """Register a source after checking that it is a readable folder (or share)."""
@@ -81,12 +83,23 @@ def add(
         source = svc.add_source(
             ctx, name, location, include, exclude, force, password, schedule=schedule, priority=priority
         )
-
-    def render(s: dict[str, Any]) -> None:
-        out.print(f"added source [bold]{s['name']}[/] (id {s['id']})")
-        _render_one(s)
-
-    emit(source, as_json, render)
+        if not as_json:
+            out.print(f"added source [bold]{escape(source['name'])}[/] (id {source['id']})")
+            _render_one(source)
+            if not scan:
+                out.print(f"next: 'mediamesh scan {source['name']}' (or add --scan next time)", markup=False)
+            if not schedule:
+                out.print(
+                    "tip: --schedule 1d (with 'mediamesh source update') keeps it scanned", markup=False
+                )
+        if scan:
+            source["scan"] = scan_in_phases(ctx, source["name"], "", False, False, as_json)
+    if as_json:
+        emit(source, True, lambda _: None)
+    elif scan:
+        render_summary(source["scan"])
+    if scan and source["scan"]["status"] != "completed":
+        raise typer.Exit(1)
 
 
 @app.command("list")

@@ -266,8 +266,15 @@ function sourceForm(form) {
     const answer = editing
       ? await api("PATCH", `/api/v1/sources/${encodeURIComponent(editing)}`, body)
       : await api("POST", "/api/v1/sources", body);
+    if (!answer.ok) {
+      busy(button, false);
+      return place(messageOf(answer));
+    }
+    // A new source is scanned at once unless the box was unticked; the dashboard follows the scan.
+    if (!editing && form.elements.scan_now?.checked) {
+      await api("POST", `/api/v1/sources/${encodeURIComponent(answer.data.name)}/scans`, {});
+    }
     busy(button, false);
-    if (!answer.ok) return place(messageOf(answer));
     location.href = "/";
   });
 }
