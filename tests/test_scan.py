@@ -440,3 +440,21 @@ def test_no_duplicate_rows_after_many_scans(ctx: Context, library: Path) -> None
         total = conn.execute(select(func.count()).select_from(files)).scalar_one()
         distinct_paths = conn.execute(select(func.count(files.c.path.distinct()))).scalar_one()
     assert total == distinct_paths == 15
+
+
+def test_odd_names_are_indexed_as_they_are(ctx: Context, library: Path) -> None:
+    """A backslash, a leading dash, a tab, emoji, NFD and a 255-byte name: each one indexed, none an error."""
+    names = [
+        "back\\slash.jpg",
+        "-leading-dash.mp4",
+        "tab\there.mp4",
+        "emoji 🎬.mov",
+        "cafe\u0301.jpg",
+        "x" * 251 + ".jpg",
+    ]
+    for n, name in enumerate(names):
+        write(library / name, n + 10)
+    add(ctx, library)
+    summary = scan(ctx)
+    assert (summary["files_new"], summary["errors_count"]) == (len(names), 0), summary["errors"]
+    assert scan(ctx)["files_unchanged"] == len(names)  # and unchanged the next time, under the same names

@@ -61,3 +61,18 @@ def test_parse_local_locations(text: str, path: str) -> None:
 def test_parse_rejects_bad_locations(text: str) -> None:
     with pytest.raises(InvalidInput):
         parse_location(text)
+
+
+def test_a_backslash_is_part_of_a_name(tmp_path: Path) -> None:
+    """Linux names may hold a backslash: listed, stat'ed, opened and hashed as the name it is, never taken
+    for a separator."""
+    from mediamesh.backends.local import LocalBackend
+
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "dir" / "back\\slash.jpg").write_bytes(b"bs")
+    (tmp_path / "..\\up.jpg").write_bytes(b"up")  # a name, not a way out
+    backend = LocalBackend(str(tmp_path))
+    assert {e.name for e in backend.list_dir("dir")} == {"back\\slash.jpg"}
+    assert backend.stat("dir/back\\slash.jpg").size == 2
+    with backend.open("..\\up.jpg") as fh:
+        assert fh.read() == b"up"

@@ -119,3 +119,20 @@ class TestSmbFastReadConformance(TestSmbConformance):
         b = SmbBackend(options, PASSWORD)
         yield b
         b.close()
+
+
+def test_a_backslash_never_reaches_the_server(samba: SambaServer) -> None:
+    """SMB takes '\\' for a separator: a path with one could climb out of the source's folder."""
+    from mediamesh.backends.base import InvalidPathError
+
+    backend = SmbBackend(SmbOptions.parse(samba.url("sub")), PASSWORD)
+    try:
+        for bad in ("a\\..\\..\\x", "..\\x"):
+            with pytest.raises(InvalidPathError):
+                backend.stat(bad)
+            with pytest.raises(InvalidPathError):
+                backend.open(bad)
+    finally:
+        backend.close()
+    with pytest.raises(InvalidInput, match="cannot contain"):
+        parse_location("smb://nas/share/a\\..\\b")

@@ -107,8 +107,8 @@ class ProbeResult:
     identity: dict[str, str] = field(default_factory=dict)
 
 
-# No empty, "." or ".." segment, no leading or trailing "/", no backslash or NUL.
-_ALREADY_CLEAN = re.compile(r"(?!\.\.?(?:/|\Z))[^/\\\x00]+(?:/(?!\.\.?(?:/|\Z))[^/\\\x00]+)*\Z")
+# No empty, "." or ".." segment, no leading or trailing "/", no NUL.
+_ALREADY_CLEAN = re.compile(r"(?!\.\.?(?:/|\Z))[^/\x00]+(?:/(?!\.\.?(?:/|\Z))[^/\x00]+)*\Z")
 
 
 def clean_relpath(path: str) -> str:
@@ -123,9 +123,11 @@ def clean_relpath(path: str) -> str:
         return path
     if "\x00" in path:
         raise InvalidPathError("path contains a NUL byte", path)
-    if path.startswith("/") or path.startswith("\\"):
+    if path.startswith("/"):
         raise InvalidPathError("path must be relative to the source root", path)
-    parts = [p for p in path.replace("\\", "/").split("/") if p not in ("", ".")]
+    # "\" is a character of a name here (legal on Linux: "back\slash.jpg"); a backend whose protocol
+    # takes it for a separator (SMB) refuses it itself.
+    parts = [p for p in path.split("/") if p not in ("", ".")]
     if any(p == ".." for p in parts):
         raise InvalidPathError("path must not contain '..'", path)
     return "/".join(parts)

@@ -108,6 +108,8 @@ class SmbOptions:
         except ValueError as exc:
             raise ValueError(f"invalid port in {url!r}") from exc
         sub = clean_relpath("/".join(segments[1:]))
+        if "\\" in sub:
+            raise ValueError("an SMB location cannot contain '\\' (use '/' between folders)")
         return cls(
             parts.hostname, segments[0], port, unquote(parts.username) if parts.username else None, sub
         )
@@ -216,7 +218,10 @@ class SmbBackend(Backend):
         }
 
     def _unc(self, path: str) -> str:
-        rel = "/".join(p for p in (self.options.subpath, clean_relpath(path)) if p)
+        clean = clean_relpath(path)
+        if "\\" in clean:  # SMB's separator: a\..\b would climb out of the source's folder
+            raise InvalidPathError("an SMB path cannot contain '\\'", path)
+        rel = "/".join(p for p in (self.options.subpath, clean) if p)
         base = rf"\\{self.options.host}\{self.options.share}"
         return base + ("\\" + rel.replace("/", "\\") if rel else "")
 
