@@ -7,6 +7,7 @@ import io
 import os
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -175,3 +176,28 @@ def test_thumbnails_over_http_made_on_first_request(client: TestClient, tmp_path
         assert ImageStat.Stat(image.convert("L")).mean[0] > thumbnails.DARK  # not the black first frame
     listed = client.get("/api/v1/media", params={"kind": "image", "camera": "canon"}).json()
     assert listed["count"] == 2 and {m["width"] for m in listed["data"]} == {300, 120}
+
+
+@pytest.mark.parametrize(
+    ("make", "model", "shown"),
+    [
+        ("Canon", "Canon EOS R5", "Canon EOS R5"),  # was "Canon Canon EOS R5"
+        ("NIKON CORPORATION", "NIKON Z 6", "NIKON Z 6"),
+        ("Apple", "iPhone 15 Pro", "Apple iPhone 15 Pro"),
+        ("SONY\x00", " ILCE-7M4 ", "SONY ILCE-7M4"),
+        (None, "GoPro HERO12", "GoPro HERO12"),
+        ("", "", None),
+    ],
+)
+def test_camera_names_do_not_repeat_the_make(make: str | None, model: str, shown: str | None) -> None:
+    from mediamesh.metadata.probe import camera_name
+
+    assert camera_name(make, model) == shown
+
+
+def test_exif_times_keep_their_zone() -> None:
+    from mediamesh.metadata.probe import _when
+
+    assert _when("2024:06:01 12:34:56", "+02:00") == datetime(2024, 6, 1, 10, 34, 56, tzinfo=UTC)
+    assert _when("2024:06:01 12:34:56", "-05:30").isoformat() == "2024-06-01T12:34:56-05:30"  # type: ignore[union-attr]
+    assert _when("2024:06:01 12:34:56", "garbage") == datetime(2024, 6, 1, 12, 34, 56, tzinfo=UTC)

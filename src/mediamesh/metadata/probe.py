@@ -165,11 +165,24 @@ def _number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _when(text: Any) -> datetime | None:
-    """A capture time from tags: ISO 8601 (containers) or EXIF's ``2024:06:01 12:34:56``."""
+def camera_name(make: Any, model: Any) -> str | None:
+    """ "Canon EOS R5" from make "Canon" and model "Canon EOS R5" (most makers repeat it), never
+    "Canon Canon EOS R5"; "Apple iPhone 15" from "Apple" and "iPhone 15"."""
+    make_s, model_s = (str(p).replace("\x00", "").strip() if p else "" for p in (make, model))
+    if make_s and model_s.lower().startswith(make_s.lower().split()[0]):
+        return model_s
+    return " ".join(p for p in (make_s, model_s) if p) or None
+
+
+def _when(text: Any, offset: Any = None) -> datetime | None:
+    """A capture time from tags: ISO 8601 (containers) or EXIF's ``2024:06:01 12:34:56``, with EXIF's
+    ``OffsetTimeOriginal`` (``+02:00``) when the camera wrote one."""
     if not isinstance(text, str) or not text.strip():
         return None
     value = text.strip().replace("\x00", "")
+    zone = str(offset).replace("\x00", "").strip() if offset else ""
+    if zone and len(value) == 19 and value[4] == ":" and len(zone) == 6 and zone[0] in "+-":
+        value = value.replace(":", "-", 2) + zone  # "2024:06:01 12:34:56" + "+02:00": ISO with its zone
     parsers: list[Callable[[str], datetime]] = [
         lambda v: datetime.fromisoformat(v.replace("Z", "+00:00")),
         lambda v: datetime.strptime(v[:19], "%Y:%m:%d %H:%M:%S"),
@@ -221,12 +234,12 @@ def _probe_av(reader: CountingReader, result: Probe) -> None:
     result.duration = _number(duration)
     result.taken_at = _when(tags.get("creation_time") or tags.get("date"))
     make, model = tags.get("make") or tags.get("com.apple.quicktime.make"), tags.get("model")
-    result.camera = " ".join(p for p in (make, model) if p) or None
+    result.camera = camera_name(make, model)
 
 
 EXIF_IFD, GPS_IFD = 0x8769, 0x8825
 MAKE, MODEL, ORIENTATION, DATETIME = 0x010F, 0x0110, 0x0112, 0x0132
-DATETIME_ORIGINAL, LENS_MODEL = 0x9003, 0xA434
+DATETIME_ORIGINAL, OFFSET_TIME_ORIGINAL, LENS_MODEL = 0x9003, 0x9011, 0xA434
 
 
 def _gps(gps: Any) -> dict[str, float] | None:
@@ -258,10 +271,11 @@ def _probe_image(reader: CountingReader, result: Probe) -> None:
         if orientation in (5, 6, 7, 8):  # shown rotated by a quarter turn
             width, height = height, width
         result.width, result.height = width, height
-        result.taken_at = _when(detail.get(DATETIME_ORIGINAL) or exif.get(DATETIME))
-        make, model = exif.get(MAKE), exif.get(MODEL)
-        camera = " ".join(str(p).strip() for p in (make, model) if p)
-        result.camera = camera or None
+        original = detail.get(DATETIME_ORIGINAL)
+        result.taken_at = _when(
+            original or exif.get(DATETIME), detail.get(OFFSET_TIME_ORIGINAL) if original else None
+        )
+        result.camera = camera_name(exif.get(MAKE), exif.get(MODEL))
         info: dict[str, Any] = {"format": image.format, "mode": image.mode, "orientation": orientation}
         if detail.get(LENS_MODEL):
             info["lens"] = str(detail.get(LENS_MODEL)).strip()
