@@ -20,7 +20,9 @@ STATE_STYLE = {"present": "green", "offline": "yellow", "missing": "red"}
 
 
 def _render_detail(m: dict[str, Any]) -> None:
-    out.print(f"[bold]{m['id']}[/]  {m['kind']}, {human_size(m['size'])}, {m['copies']} present copies")
+    out.print(
+        f"[bold]{m['id']}[/]  {m['kind']}, {human_size(m['size'])}, {m['copies']} present {'copy' if m['copies'] == 1 else 'copies'}"
+    )
     facts = [m.get("mime")]
     if m.get("width"):
         facts.append(f"{m['width']}x{m['height']}")
