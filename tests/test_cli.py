@@ -300,3 +300,35 @@ def test_add_can_scan_at_once(env: Path, library: Path, tmp_path: Path) -> None:
     write(other / "b.mp4", 200)
     text = run("source", "add", "other", str(other)).stdout
     assert "next: 'mediamesh scan other'" in text and "--schedule" in text
+
+
+def test_media_ids_can_be_shortened(env: Path, library: Path) -> None:
+    """Like git's hashes: a unique start of a media id (6 hex digits or more) names the media."""
+    for n in range(40):
+        write(library / f"f{n}.mp4", f"content {n}".encode())
+    run("source", "add", "lib", str(library))
+    run("scan", "lib")
+    ids = sorted(m["id"] for m in run_json("media", "list", "--limit", "100")["data"])
+    first = ids[0]
+    assert run_json("media", "show", first[:10])["id"] == first
+    assert run_json("whereis", first[:8].upper())["id"] == first
+    from sqlalchemy import insert
+
+    from mediamesh.catalog.schema import media
+    from mediamesh.catalog.times import now_utc
+    from mediamesh.config import Settings
+    from mediamesh.context import Context
+
+    ctx = Context(Settings())
+    try:  # two ids that start alike (made so: real ones rarely share 6 digits)
+        with ctx.catalog.write() as conn:
+            for tail in ("1", "2"):
+                conn.execute(
+                    insert(media).values(id="abcdef" + tail * 58, size=1, kind="other", first_seen=now_utc())
+                )
+    finally:
+        ctx.close()
+    assert "several media ids" in run("media", "show", "abcdef", code=2).stderr  # refused, not guessed
+    assert run_json("media", "show", "abcdef2")["id"] == "abcdef" + "2" * 58
+    assert "no media starts with" in run("media", "show", "ffffff0000", code=2).stderr
+    assert "not a media id" in run("media", "show", "abc", code=2).stderr

@@ -56,6 +56,34 @@ def parse_media_id(text: str) -> str:
     return media_id
 
 
+#: The shortest prefix of a media id taken for the id (as git takes abbreviated hashes).
+MIN_PREFIX = 6
+_HEX = re.compile(r"[0-9a-f]+\Z")
+
+
+def resolve_media_id(conn: Connection, text: str) -> str:
+    """A media id, or a unique prefix of one (at least MIN_PREFIX hex digits): NotFound when no media
+    starts so, InvalidInput when several do."""
+    wanted = text.strip().lower()
+    if MEDIA_ID_RE.match(wanted):
+        return wanted
+    if len(wanted) < MIN_PREFIX or not _HEX.match(wanted):
+        return parse_media_id(text)  # says what a media id looks like
+    found = list(
+        conn.execute(
+            select(media.c.id)
+            .where(media.c.id >= wanted, media.c.id < wanted + "g")
+            .order_by(media.c.id)
+            .limit(2)
+        ).scalars()
+    )
+    if not found:
+        raise NotFound(f"no media starts with {wanted}")
+    if len(found) > 1:
+        raise InvalidInput(f"{wanted} is the start of several media ids: give more of it")
+    return str(found[0])
+
+
 def find_source(conn: Connection, id_or_name: str | int) -> Any:
     """The source row named by numeric id or by name, or NotFound."""
     text = str(id_or_name)

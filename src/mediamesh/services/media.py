@@ -335,8 +335,9 @@ def catalog_totals(ctx: Context) -> dict[str, int]:
 
 
 def show_media(ctx: Context, media_id: str) -> dict[str, Any]:
-    media_id = parse_media_id(media_id)
+    """One media item by its id or a unique prefix of it (at least 6 hex digits)."""
     with ctx.catalog.read() as conn:
+        media_id = queries.resolve_media_id(conn, media_id)
         row = conn.execute(
             select(*_LISTED, media.c.info, media.c.first_seen).where(media.c.id == media_id)
         ).first()
@@ -348,7 +349,11 @@ def show_media(ctx: Context, media_id: str) -> dict[str, Any]:
 def whereis(ctx: Context, what: str) -> dict[str, Any]:
     """Every location of a media id, of the file at an absolute path, or of ``source:relative/path``."""
     text = what.strip()
-    if MEDIA_ID_RE.match(text.lower()):
+    if MEDIA_ID_RE.match(text.lower()) or (
+        len(text) >= queries.MIN_PREFIX
+        and all(c in "0123456789abcdef" for c in text.lower())
+        and "/" not in text
+    ):
         return show_media(ctx, text)
     with ctx.catalog.read() as conn:
         candidates = _resolve_path(conn, text)

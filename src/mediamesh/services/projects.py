@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, and_, case, delete, exists, func, insert, select, update
 
-from mediamesh.catalog.queries import SOURCE_UNREACHABLE, find_project, parse_media_id
+from mediamesh.catalog.queries import SOURCE_UNREACHABLE, find_project, resolve_media_id
 from mediamesh.catalog.schema import (
     files,
     media,
@@ -242,10 +242,8 @@ def project_id_of(ctx: Context, id_or_name: str) -> int:
 
 # -- manual membership -------------------------------------------------------------------------------------
 def _media_id(conn: Connection, value: str) -> str:
-    media_id = parse_media_id(value)
-    if conn.execute(select(media.c.id).where(media.c.id == media_id)).first() is None:
-        raise NotFound(f"no media {media_id}")
-    return media_id
+    """A media id or a unique prefix of one, of media in the catalog."""
+    return resolve_media_id(conn, value)
 
 
 def add_media(ctx: Context, id_or_name: str, media_id: str) -> dict[str, Any]:
