@@ -383,3 +383,36 @@ def test_a_scan_busy_on_one_file_keeps_its_heartbeat(
         gate.set()
         thread.join(30)
     assert run_scan(ctx, "lib")["status"] == "completed"
+
+
+def test_files_still_being_written_get_a_follow_up_scan(tmp_path: Path, library: Path) -> None:
+    """A scan defers a file written just now; the server looks again once it has settled, without
+    waiting for the next schedule."""
+    from mediamesh.server import job_runner
+    from mediamesh.services.scan_runner import ScanQueue
+    from mediamesh.services.scans import list_scans
+    from tests.conftest import make_settings
+
+    ctx = Context(make_settings(tmp_path, settle_seconds=0.5))
+    write(library / "old.mp4", 100)
+    source_svc.add_source(ctx, "lib", str(library))
+    write(library / "recording.mp4", 100, mtime_offset=0)  # being written now
+    runner = job_runner(ctx)
+    runner.poll = 0.05
+    runner.start()
+    try:
+        ScanQueue(ctx, runner).start("lib")
+        deadline = time.monotonic() + 30
+        while len([s for s in list_scans(ctx) if s["status"] == "completed"]) < 2:
+            assert time.monotonic() < deadline, list_scans(ctx)
+            time.sleep(0.1)
+    finally:
+        runner.stop()
+        ctx.close()
+    ctx = Context(make_settings(tmp_path, settle_seconds=0.5))
+    try:
+        follow_up, first = list_scans(ctx)[:2]
+    finally:
+        ctx.close()
+    assert (first["files_new"], first["files_deferred"]) == (1, 1)
+    assert (follow_up["trigger"], follow_up["files_new"], follow_up["files_deferred"]) == ("settle", 1, 0)

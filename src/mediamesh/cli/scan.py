@@ -47,6 +47,11 @@ def render_summary(s: dict[str, Any]) -> None:
             f"enrichment: job #{e['job']} queued ({e['pending']} media to probe); "
             "a running server does it, or the next 'mediamesh scan' without --no-extract"
         )
+    if s["files_deferred"]:
+        out.print(
+            f"  {s['files_deferred']} still being written: left for now; scan again once they are complete",
+            markup=False,
+        )
     if s["error"]:
         out.print(f"  {s['error']}", markup=False)
     if s["errors_count"]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from mediamesh.backends.base import (
@@ -154,6 +155,10 @@ def run_enrichment(
 
 
 # -- job handlers (see services/jobs.py) -----------------------------------------------------------------
+#: Follow-up scans for files still being written, each after twice the wait of the one before.
+SETTLE_ROUNDS = 8
+
+
 def scan_job(ctx: Context, job: Job, control: JobControl) -> dict[str, Any]:
     """Handler of ``scan`` jobs: the index phase, then enrichment queued as a job of its own."""
     if job.source_id is None:
@@ -176,6 +181,19 @@ def scan_job(ctx: Context, job: Job, control: JobControl) -> dict[str, Any]:
     )
     if summary["status"] == "completed" or (summary["files_new"] or summary["files_changed"]):
         queue_enrichment(ctx, job.source_id, trigger=job.trigger)  # whatever the index reached
+    rounds = int(job.payload.get("settle_round", 0))
+    if summary["status"] == "completed" and summary["files_deferred"] and rounds < SETTLE_ROUNDS:
+        # Files still being written: look again once they have settled, not at the next schedule; a file
+        # written for hours (a recording) is looked at less and less often, then left to the schedule.
+        job_table.enqueue(
+            ctx.catalog,
+            "scan",
+            {"path": job.payload.get("path", ""), "settle_round": rounds + 1},
+            key=f"scan:{job.source_id}",
+            source_id=job.source_id,
+            trigger="settle",
+            delay=timedelta(seconds=min(3600.0, (ctx.settings.settle_seconds + 5) * 2**rounds)),
+        )
     return {"scan_id": summary["id"], "status": summary["status"], "projects": summary.get("projects")}
 
 
