@@ -332,3 +332,27 @@ def test_media_ids_can_be_shortened(env: Path, library: Path) -> None:
     assert run_json("media", "show", "abcdef2")["id"] == "abcdef" + "2" * 58
     assert "no media starts with" in run("media", "show", "ffffff0000", code=2).stderr
     assert "not a media id" in run("media", "show", "abc", code=2).stderr
+
+
+def test_a_file_edited_in_place_leaves_replaced_media_not_missing(env: Path, library: Path) -> None:
+    """Content replaced at the same path is not a loss: the old media shows 'replaced', with the path
+    that held it, when, and its content now; it stays out of 'missing'."""
+    clip = write(library / "cut" / "edit.mov", b"first cut" * 100)
+    gone = write(library / "gone.mov", b"deleted" * 100)
+    run("source", "add", "lib", str(library))
+    run("scan", "lib")
+    old_id = b3sum(clip)[clip]
+    write(clip, b"second cut" * 100, mtime_offset=-60)  # edited in place
+    gone.unlink()
+    run("scan", "lib", "--confirm-missing")
+    new_id = b3sum(clip)[clip]
+    shown = run_json("media", "show", old_id)
+    assert shown["state"] == "replaced" and shown["locations"] == []
+    [old] = shown["history"]
+    assert (old["source"], old["path"], old["by_media_id"]) == ("lib", "cut/edit.mov", new_id)
+    assert old["replaced_at"]
+    assert "replaced lib:cut/edit.mov" in run("media", "show", old_id).stdout
+    assert [m["id"] for m in run_json("media", "list", "--state", "replaced")["data"]] == [old_id]
+    missing = run_json("media", "list", "--state", "missing")["data"]
+    assert [m["state"] for m in missing] == ["missing"] and old_id not in {m["id"] for m in missing}
+    assert run_json("media", "show", new_id)["state"] == "present"

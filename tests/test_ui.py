@@ -16,7 +16,7 @@ from mediamesh.services import projects as project_svc
 from mediamesh.services import sources as source_svc
 from mediamesh.services import tokens as token_svc
 from mediamesh.services.scans import run_scan
-from tests.conftest import make_settings, write
+from tests.conftest import b3sum, make_settings, write
 
 LOCAL = ("127.0.0.1", 40000)
 
@@ -254,3 +254,18 @@ def test_how_pages_show_figures() -> None:
         }
     )
     assert lines == [("Bit rate", "42 kb/s"), ("Video stream", "h264 · 320×180 · 25 fps")]
+
+
+def test_edited_media_have_their_view_and_history(ui: tuple[TestClient, Context], tmp_path: Path) -> None:
+    client, ctx = ui
+    sign_in(client, ctx, "read")
+    clip = tmp_path / "library" / "Projects" / "Alpha" / "a.mp4"
+    old_id = b3sum(clip)[clip]
+    write(clip, b"alpha video, second cut", mtime_offset=-60)
+    assert run_scan(ctx, "disk")["files_changed"] == 1
+    edited = client.get("/media", params={"view": "replaced"})
+    assert edited.status_code == 200 and old_id in edited.text
+    assert old_id not in client.get("/media", params={"view": "missing"}).text
+    detail = client.get(f"/media/{old_id}").text
+    assert "disk:Projects/Alpha/a.mp4" in detail and "held this content until" in detail
+    assert b3sum(clip)[clip][:12] in detail

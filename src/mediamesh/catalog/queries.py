@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, and_, case, exists, or_, select
 
-from mediamesh.catalog.schema import files, media, projects, sources
+from mediamesh.catalog.schema import files, media, projects, replaced, sources
 from mediamesh.errors import InvalidInput, NotFound
 
 #: A content id: BLAKE3-256 in lowercase hex, as ``b3sum`` prints it.
@@ -22,7 +22,10 @@ SOURCE_UNREACHABLE = or_(sources.c.health_status == "offline", sources.c.enabled
 LOCATION_STATE = case((and_(files.c.state == "present", SOURCE_UNREACHABLE), "offline"), else_=files.c.state)
 
 
+#: A location's states (``offline`` derived from its source's health).
 STATES = ("present", "missing", "offline")
+#: A media item's: also ``replaced`` (no location left because its file was edited in place).
+MEDIA_STATES = ("present", "offline", "missing", "replaced")
 
 
 def has_location(*conds: ColumnElement[bool]) -> ColumnElement[bool]:
@@ -34,9 +37,16 @@ def has_location(*conds: ColumnElement[bool]) -> ColumnElement[bool]:
     )
 
 
+def _replaced_only() -> ColumnElement[bool]:
+    """No location at all, and a file that held it was edited in place (catalog/schema.py: replaced)."""
+    history = exists(select(replaced.c.id).where(replaced.c.media_id == media.c.id))
+    return and_(~exists(select(files.c.id).where(files.c.media_id == media.c.id)), history)
+
+
 def state_filter(state: str) -> ColumnElement[bool]:
     """Media by where their copies are: ``present`` (one reachable now), ``offline`` (present copies, all
-    on sources that cannot be reached now) or ``missing`` (no present copy)."""
+    on sources that cannot be reached now), ``missing`` (no present copy: gone, not replaced) or
+    ``replaced`` (its only file was edited in place: the content lives on under another id)."""
     reachable = has_location(files.c.state == "present", ~SOURCE_UNREACHABLE)
     if state == "present":
         return reachable
@@ -44,8 +54,10 @@ def state_filter(state: str) -> ColumnElement[bool]:
     if state == "offline":
         return and_(~reachable, on_offline)
     if state == "missing":
-        return ~has_location(files.c.state == "present")
-    raise InvalidInput(f"invalid state {state!r}: use one of {', '.join(STATES)}")
+        return and_(~has_location(files.c.state == "present"), ~_replaced_only())
+    if state == "replaced":
+        return _replaced_only()
+    raise InvalidInput(f"invalid state {state!r}: use one of {', '.join(MEDIA_STATES)}")
 
 
 def parse_media_id(text: str) -> str:

@@ -297,3 +297,19 @@ catalog_state = Table(
     Column("key", String(64), primary_key=True),
     Column("value", BigInteger, nullable=False, default=0),
 )
+
+#: Content replaced at the same path (a file edited in place): the old media's history, so that it shows
+#: as ``replaced`` (which path held it, when, by what) instead of a nameless ``missing``.
+replaced = Table(
+    "replaced",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("media_id", String(64), nullable=False),
+    Column("source_id", Integer, ForeignKey("sources.id", ondelete="CASCADE"), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("by_media_id", String(64), nullable=False),
+    Column("replaced_at", DateTime(timezone=True), nullable=False),
+    Column("scan_id", Integer, nullable=True),
+    Index(None, "media_id"),
+    Index(None, "source_id"),
+)

@@ -34,6 +34,11 @@ def _render_detail(m: dict[str, Any]) -> None:
         out.print(f"  {shown}", markup=False)
     if m.get("metadata_error"):
         out.print(f"  metadata error: {m['metadata_error']}", markup=False)
+    for old in m.get("history") or []:
+        out.print(
+            f"  [dim]replaced[/] {escape(old['source'])}:{escape(old['path'])} on {old['replaced_at']}, "
+            f"now {old['by_media_id']}"
+        )
     for loc in m["locations"]:
         state = loc["state"]
         out.print(f"  [{STATE_STYLE.get(state, '')}]{state:8}[/] {loc['source']}:", end="")
@@ -44,7 +49,9 @@ def _render_detail(m: dict[str, Any]) -> None:
 def list_(
     source: str | None = typer.Option(None, "--source", help="Only media with a location on this source."),
     project: str | None = typer.Option(None, "--project", help="Only media in this project."),
-    state: str | None = typer.Option(None, "--state", help="present, missing or offline."),
+    state: str | None = typer.Option(
+        None, "--state", help="present, offline, missing, or replaced (its file was edited in place)."
+    ),
     kind: str | None = typer.Option(None, "--kind", help="video, image, audio or other."),
     duplicates: bool = typer.Option(
         False, "--duplicates", help="Only media with more than one present copy."

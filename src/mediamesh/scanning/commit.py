@@ -9,13 +9,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, update
+from sqlalchemy import and_, bindparam, insert, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql import ClauseElement
 
 from mediamesh.catalog import Catalog
 from mediamesh.catalog.prepared import Prepared
-from mediamesh.catalog.schema import files, media
+from mediamesh.catalog.schema import files, media, replaced
 from mediamesh.catalog.times import now_utc
 from mediamesh.scanning.model import KnownFile, Outcome, Result
 
@@ -162,6 +162,7 @@ class CatalogWriter:
         new_media: dict[str, dict[str, Any]] = {}
         inserts: list[dict[str, Any]] = []
         updates: list[dict[str, Any]] = []
+        history: list[dict[str, Any]] = []  # content replaced at the same path
         moves: list[dict[str, Any]] = []
         touches: list[dict[str, Any]] = []
         for o in self._outcomes:
@@ -208,6 +209,17 @@ class CatalogWriter:
                 )
             elif w.known is not None and o.result is Result.UPDATE:
                 updates.append(self._content(o, now, self.scan_id))
+                if o.media_id is not None and o.media_id != w.known.media_id:
+                    history.append(
+                        {
+                            "media_id": w.known.media_id,
+                            "source_id": self.source_id,
+                            "path": w.known.path,
+                            "by_media_id": o.media_id,
+                            "replaced_at": now,
+                            "scan_id": self.scan_id,
+                        }
+                    )
             elif w.known is not None and o.result is Result.TOUCH:
                 if o.media_id is not None and (e.size, e.mtime_ns) != (w.known.size, w.known.mtime_ns):
                     updates.append(self._content(o, now, self.scan_id))  # same content, new mtime
@@ -225,6 +237,8 @@ class CatalogWriter:
             # Vanish flags first: a move in the same batch then clears the flag of the row it takes.
             VANISH.executemany(conn, vanished)
             UPDATE_CONTENT.executemany(conn, updates)
+            if history:
+                conn.execute(insert(replaced), history)
             MOVE.executemany(conn, moves)
             TOUCH.executemany(conn, touches)
         self._outcomes.clear()

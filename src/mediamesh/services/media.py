@@ -43,7 +43,7 @@ from mediamesh.catalog.queries import (
     SOURCE_UNREACHABLE,
     find_project,
 )
-from mediamesh.catalog.schema import files, media, sources
+from mediamesh.catalog.schema import files, media, replaced, sources
 from mediamesh.catalog.times import iso, iso_raw
 from mediamesh.context import Context
 from mediamesh.errors import InvalidInput, NotFound
@@ -241,7 +241,13 @@ def _page(
     """A page of media from ``limit + 1`` rows (the extra one says whether there is a next page)."""
     page = rows[:limit]
     locations = _locations(conn, [r.id for r in page])
-    data = [_media_public(r, locations.get(r.id, [])) for r in page]
+    bare = [r.id for r in page if not locations.get(r.id)]  # no location left: replaced, or gone?
+    edited = (
+        set(conn.execute(select(replaced.c.media_id).where(replaced.c.media_id.in_(bare))).scalars())
+        if bare
+        else set()
+    )
+    data = [_media_public(r, locations.get(r.id, []), replaced_by=r.id in edited) for r in page]
     if cursor is None and len(rows) <= limit:
         count = len(page)  # everything is on this page: exact, even while a cached count catches up
     return {"data": data, "count": count, "next": cursor_of(page[-1]) if len(rows) > limit else None}
@@ -295,7 +301,18 @@ _LISTED = [
 _AT = {c.name: i for i, c in enumerate(_LISTED)}
 
 
-def _media_public(row: Any, locations: list[dict[str, Any]], detail: bool = False) -> dict[str, Any]:
+def _state(copies: int, offline: int, any_location: bool, replaced_by: bool) -> str:
+    if copies:
+        return "present"
+    if offline:
+        return "offline"
+    return "replaced" if replaced_by and not any_location else "missing"
+
+
+def _media_public(
+    row: Any, locations: list[dict[str, Any]], detail: bool = False, replaced_by: bool = False
+) -> dict[str, Any]:
+    """``replaced_by``: a file that held it was edited in place (see _history)."""
     copies = offline = 0
     for loc in locations:
         if loc["state"] == "present":
@@ -309,7 +326,7 @@ def _media_public(row: Any, locations: list[dict[str, Any]], detail: bool = Fals
         "size": v[at["size"]],
         "kind": v[at["kind"]],
         "mime": v[at["mime"]],
-        "state": "present" if copies else "offline" if offline else "missing",
+        "state": _state(copies, offline, bool(locations), replaced_by),
         "copies": copies,
         "width": v[at["width"]],
         "height": v[at["height"]],
@@ -343,7 +360,24 @@ def show_media(ctx: Context, media_id: str) -> dict[str, Any]:
         ).first()
         if row is None:
             raise NotFound(f"no media {media_id}")
-        return _media_public(row, _locations(conn, [media_id])[media_id], detail=True)
+        history = _history(conn, media_id)
+        out = _media_public(row, _locations(conn, [media_id])[media_id], True, bool(history))
+        out["history"] = history
+        return out
+
+
+def _history(conn: Connection, media_id: str) -> list[dict[str, Any]]:
+    """Where this content was before its file was edited in place: path, when, and the content now."""
+    rows = conn.execute(
+        select(replaced, sources.c.name.label("source"))
+        .join(sources, sources.c.id == replaced.c.source_id)
+        .where(replaced.c.media_id == media_id)
+        .order_by(replaced.c.replaced_at)
+    ).all()
+    return [
+        {"source": r.source, "path": r.path, "replaced_at": iso(r.replaced_at), "by_media_id": r.by_media_id}
+        for r in rows
+    ]
 
 
 def whereis(ctx: Context, what: str) -> dict[str, Any]:

@@ -245,6 +245,7 @@ VIEWS: dict[str, dict[str, Any]] = {
     "single": {"single_copy": True},
     "offline": {"state": "offline"},
     "missing": {"state": "missing"},
+    "replaced": {"state": "replaced"},
 }
 
 
