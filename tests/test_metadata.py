@@ -201,3 +201,23 @@ def test_exif_times_keep_their_zone() -> None:
     assert _when("2024:06:01 12:34:56", "+02:00") == datetime(2024, 6, 1, 10, 34, 56, tzinfo=UTC)
     assert _when("2024:06:01 12:34:56", "-05:30").isoformat() == "2024-06-01T12:34:56-05:30"  # type: ignore[union-attr]
     assert _when("2024:06:01 12:34:56", "garbage") == datetime(2024, 6, 1, 12, 34, 56, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("kind", ["audio", "video", "image", "other"])
+def test_placeholders_are_drawn_not_typed(tmp_path: Path, kind: str) -> None:
+    """Shapes, not a font's glyphs (the built-in font has no ♪: it drew a box with a cross)."""
+    from PIL import Image
+
+    path = thumbnails.placeholder(tmp_path, kind, "small")
+    with Image.open(path) as picture:
+        width, height = picture.size
+        cx, cy, u = width // 2, height // 2, width // 16
+        probe = {
+            "audio": (cx - 2 * u, cy + 2 * u),
+            "video": (cx, cy),
+            "image": (cx, cy + 2 * u - 2),
+            "other": (cx, cy),
+        }
+        pixel = picture.convert("RGB").getpixel(probe[kind])
+        assert all(abs(a - b) < 40 for a, b in zip(pixel, thumbnails.PLACEHOLDER_FG, strict=True)), pixel
+        assert picture.convert("RGB").getpixel((2, 2)) != pixel  # on a background

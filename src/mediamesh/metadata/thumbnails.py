@@ -92,18 +92,34 @@ def from_video(fh: BinaryIO, root: Path, media_id: str, mime: str | None) -> lis
         return _write_sizes(best.convert("RGB"), root, media_id)
 
 
+PLACEHOLDER_BG, PLACEHOLDER_FG = (38, 42, 51), (170, 178, 192)
+
+
 def placeholder(root: Path, kind: str, size: str) -> Path:
-    """A neutral picture for audio and other media (made once)."""
+    """A neutral picture for audio and other media (made once). Drawn with shapes, not with a font's
+    glyphs: Pillow's built-in font has no ♪, and a missing glyph showed as a box with a cross."""
     from PIL import Image, ImageDraw
 
-    path = root / "_placeholders" / f"{kind}-{size}.webp"
+    path = root / "_placeholders" / f"{kind}-{size}-v2.webp"  # v2: drawn (those made before had a box)
     if path.exists():
         return path
     edge = SIZES[size]
-    image = Image.new("RGB", (edge, edge * 3 // 4), (38, 42, 51))
+    width, height = edge, edge * 3 // 4
+    image = Image.new("RGB", (width, height), PLACEHOLDER_BG)
     draw = ImageDraw.Draw(image)
-    label = {"audio": "♪", "video": "▶", "image": "▣"}.get(kind, "•")
-    draw.text((edge // 2, edge * 3 // 8), label, fill=(170, 178, 192), anchor="mm", font_size=edge // 4)
+    cx, cy, u = width // 2, height // 2, max(edge // 16, 2)  # the centre, and a unit of the drawing
+    fg = PLACEHOLDER_FG
+    if kind == "audio":  # a quaver: a head, a stem and a flag
+        draw.ellipse((cx - 3 * u, cy + u, cx, cy + 3 * u), fill=fg)
+        draw.rectangle((cx - u // 2, cy - 3 * u, cx, cy + 2 * u), fill=fg)
+        draw.polygon([(cx, cy - 3 * u), (cx + 2 * u, cy - u), (cx, cy - 2 * u)], fill=fg)
+    elif kind == "video":  # a play sign
+        draw.polygon([(cx - 2 * u, cy - 3 * u), (cx - 2 * u, cy + 3 * u), (cx + 3 * u, cy)], fill=fg)
+    elif kind == "image":  # a frame with a hill
+        draw.rectangle((cx - 4 * u, cy - 3 * u, cx + 4 * u, cy + 3 * u), outline=fg, width=max(u // 2, 1))
+        draw.polygon([(cx - 3 * u, cy + 2 * u), (cx - u, cy - u), (cx + 3 * u, cy + 2 * u)], fill=fg)
+    else:
+        draw.ellipse((cx - u, cy - u, cx + u, cy + u), fill=fg)
     _save(image, path)
     return path
 
