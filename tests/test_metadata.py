@@ -219,5 +219,6 @@ def test_placeholders_are_drawn_not_typed(tmp_path: Path, kind: str) -> None:
             "other": (cx, cy),
         }
         pixel = picture.convert("RGB").getpixel(probe[kind])
+        assert isinstance(pixel, tuple)
         assert all(abs(a - b) < 40 for a, b in zip(pixel, thumbnails.PLACEHOLDER_FG, strict=True)), pixel
         assert picture.convert("RGB").getpixel((2, 2)) != pixel  # on a background
