@@ -77,3 +77,16 @@ def test_import_an_older_listing(env: Path, library: Path, tmp_path: Path) -> No
     no_path.write_text("file,project\nx,y\n")
     assert "'path' column" in run("import", str(no_path), code=2).stderr
     assert "no source 'other'" in run("import", str(listing), "--source", "other", code=2).stderr
+
+
+def test_project_show_reads_as_words(env: Path, library: Path) -> None:
+    """Rules as words (no Python lists), and a template's project says where it came from once."""
+    write(library / "Projects" / "Gala" / "photo.jpg", 1000)
+    run("source", "add", "nas", str(library))
+    run("scan", "nas")
+    run("project", "template", "add", "Projects/{project}/**")
+    gala = run("project", "show", "Gala").stdout
+    assert gala.count("made by") == 1
+    run("project", "add", "Stills", "--kind", "image", "--kind", "video", "--source", "nas")
+    stills = run("project", "show", "Stills").stdout
+    assert "[" not in stills and "kinds image, video" in stills and "sources nas" in stills

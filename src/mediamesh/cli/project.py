@@ -54,10 +54,14 @@ def _rule(
 def _render(p: dict[str, Any]) -> None:
     made = f", made by template {p['template']}" if p["template"] else f", {p['origin']}"
     out.print(f"[bold]{escape(p['name'])}[/] (id {p['id']}{escape(made)})")
-    if p["description"]:
-        out.print(f"  {p['description']}", markup=False)
+    if p["description"] and not (p["template"] and p["description"].startswith("made by the template")):
+        out.print(f"  {p['description']}", markup=False)  # (a template's own words are said above)
     for rule in p["rules"]:
-        shown = ", ".join(f"{k}={v}" for k, v in rule.items() if k != "id")
+        shown = "; ".join(
+            f"{k} {', '.join(map(str, v)) if isinstance(v, list) else v}"
+            for k, v in rule.items()
+            if k != "id"
+        )
         out.print(f"  rule {rule['id']}: {shown}", markup=False)
     s = p["stats"]
     kinds = ", ".join(f"{n} {k}" for k, n in sorted(s["kinds"].items())) or "none"
