@@ -74,10 +74,12 @@ _HEX = re.compile(r"[0-9a-f]+\Z")
 
 
 def resolve_media_id(conn: Connection, text: str) -> str:
-    """A media id, or a unique prefix of one (at least MIN_PREFIX hex digits): NotFound when no media
-    starts so, InvalidInput when several do."""
+    """The id of a media item of the catalog, given whole or as a unique prefix (at least MIN_PREFIX hex
+    digits): NotFound when there is none, InvalidInput when several start so."""
     wanted = text.strip().lower()
     if MEDIA_ID_RE.match(wanted):
+        if conn.execute(select(media.c.id).where(media.c.id == wanted)).first() is None:
+            raise NotFound(f"no media {wanted}")
         return wanted
     if len(wanted) < MIN_PREFIX or not _HEX.match(wanted):
         return parse_media_id(text)  # says what a media id looks like
