@@ -107,8 +107,13 @@ class Scanner:
         progress: ProgressFn | None = None,
         cancel: threading.Event | None = None,
         on_started: Callable[[int], None] | None = None,
+        before_finish: Callable[[], Any] | None = None,
     ) -> None:
         self.on_started = on_started
+        #: Run after the walk and before the record says how the scan ended (the assign stage): whoever
+        #: sees the scan finished sees its projects too. Its result is kept in ``before_finish_result``.
+        self.before_finish = before_finish
+        self.before_finish_result: Any = None
         self.catalog = catalog
         self.backend = backend
         self.source = source
@@ -163,6 +168,11 @@ class Scanner:
             status, error = "failed", f"internal error: {exc.__class__.__name__}: {exc}"
         finally:
             beating.set()
+            if self.before_finish is not None and error != "interrupted by the user":  # Ctrl-C: out now
+                try:
+                    self.before_finish_result = self.before_finish()
+                except Exception:  # logged; it never changes how the scan ended
+                    log.exception("the step after scan %s failed", self.scan_id)
             self._report(force=True)
             finish_scan(self.catalog, self.scan_id, status, {**self._values(), "error": error})
         return self.scan_id

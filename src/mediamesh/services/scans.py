@@ -73,7 +73,16 @@ def run_scan(
     backend = backend_for(ctx, row)  # shared with probes and content: never closed here
     if top:
         _check_folder(backend, row.name, top)
-    scanner = Scanner(ctx.catalog, backend, source, options, progress, cancel, on_started)
+    scanner = Scanner(
+        ctx.catalog,
+        backend,
+        source,
+        options,
+        progress,
+        cancel,
+        on_started,
+        before_finish=lambda: _assign_projects(ctx, row.id),  # done when the scan says it is done
+    )
     scan_id = scanner.run()
     if scanner.unreachable is not None:  # known now; the next health probe would only say it later
         ctx.connections.reset(row.id)
@@ -89,8 +98,7 @@ def run_scan(
         record_health(
             ctx, row.id, {"health_status": "online", "health_checked_at": now_utc(), "health_error": None}
         )
-    projects = _assign_projects(ctx, row.id)
-    summary["projects"] = projects
+    summary["projects"] = scanner.before_finish_result
     summary["metadata"] = None  # enrichment is a job of its own (see queue_enrichment)
     return summary
 
