@@ -85,7 +85,7 @@ def test_remove_forgets_records_but_never_touches_files(env: Path, library: Path
     ("args", "message"),
     [
         (("source", "add", "Bad Name", "/tmp"), "invalid source name"),
-        (("source", "add", "x", "relative/path"), "unrecognised source location"),
+        (("source", "add", "x", "ftp://host/path"), "unrecognised source location"),
         (("source", "show", "nope"), "no source 'nope'"),
         (("scan", "nope"), "no source 'nope'"),
         (("media", "show", "abc"), "not a media id"),
@@ -356,3 +356,15 @@ def test_a_file_edited_in_place_leaves_replaced_media_not_missing(env: Path, lib
     missing = run_json("media", "list", "--state", "missing")["data"]
     assert [m["state"] for m in missing] == ["missing"] and old_id not in {m["id"] for m in missing}
     assert run_json("media", "show", new_id)["state"] == "present"
+
+
+def test_a_folder_typed_relative_to_here_is_that_folder(
+    env: Path, library: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(library / "media" / "a.mp4", 100)
+    monkeypatch.chdir(library)
+    added = run_json("source", "add", "here", "./media")
+    assert added["location"] == str(library / "media")
+    moved = library / "other"
+    (library / "media").rename(moved)
+    assert run_json("source", "update", "here", "--location", "other")["location"] == str(moved)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,16 @@ def _render_one(s: dict[str, Any]) -> None:
             out.print(f"    {scan['error']}", markup=False)
 
 
+def _here(location: str) -> str:
+    """A folder typed relative to where the command runs (``./media``, ``~/Videos``, ``media``) is that
+    folder; URLs and absolute paths are left as they are. Only the CLI does this: for the API, the
+    server's working directory means nothing to whoever sends the request."""
+    text = location.strip()
+    if not text or text.startswith("/") or "://" in text:
+        return location
+    return os.path.abspath(os.path.expanduser(text))
+
+
 @app.command("add")
 def add(
     name: str = typer.Argument(..., help="Unique name: lowercase letters, digits, '.', '_', '-'."),
@@ -78,6 +89,7 @@ def add(
     as_json: bool = JsonOption,
 ) -> None:
     """Register a source after checking that it is a readable folder (or share)."""
+    location = _here(location)
     password = _read_password(password_stdin, location)
     with context() as ctx:
         source = svc.add_source(
@@ -203,7 +215,7 @@ def update(
         data = svc.update_source(
             ctx,
             name,
-            location=location,
+            location=_here(location) if location is not None else None,
             include=include or None,
             exclude=exclude or None,
             password=password,
