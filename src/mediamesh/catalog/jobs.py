@@ -21,6 +21,7 @@ from sqlalchemy import Connection, and_, delete, exists, func, insert, or_, sele
 from sqlalchemy.exc import IntegrityError
 
 from mediamesh.catalog.database import Catalog
+from mediamesh.catalog.processes import process_state
 from mediamesh.catalog.schema import jobs, sources, workers
 from mediamesh.catalog.times import aware, iso, now_utc
 
@@ -41,18 +42,8 @@ def owner_alive(owner: str | None) -> bool | None:
         return False
     host, _, rest = owner.partition(":")
     pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdecimal():
-        return None
-    pid = int(pid_text)
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    state = process_state(host, int(pid_text) if pid_text.isdecimal() else None)
+    return None if state == "elsewhere" else state != "gone"
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +55,7 @@ class Job:
     payload: dict[str, Any]
     attempts: int
     trigger: str
+    max_attempts: int = 1
 
 
 class AlreadyQueued(Exception):
@@ -186,7 +178,14 @@ def claim(
         )
         job = conn.execute(select(jobs).where(jobs.c.id == row.id)).one()
         return Job(
-            job.id, job.kind, job.key, job.source_id, dict(job.payload or {}), job.attempts, job.trigger
+            job.id,
+            job.kind,
+            job.key,
+            job.source_id,
+            dict(job.payload or {}),
+            job.attempts,
+            job.trigger,
+            job.max_attempts,
         )
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, update
 
 from mediamesh.catalog.database import Catalog
+from mediamesh.catalog.processes import process_state
 from mediamesh.catalog.schema import scans
 from mediamesh.catalog.times import aware, iso, now_utc
 from mediamesh.errors import Conflict
@@ -32,16 +33,12 @@ SUMMARY_FIELDS = (
 
 
 def _alive(row: Any) -> bool:
-    if row.host == socket.gethostname() and row.pid:
-        if row.pid == os.getpid():
-            return True
-        try:
-            os.kill(row.pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        # The PID exists (maybe reused): trust it only while it keeps beating.
+    state = process_state(row.host, row.pid)
+    if state in ("self", "foreign"):
+        return True
+    if state == "gone":
+        return False
+    # Another host, or a running PID that may have been reused: trust it only while it keeps beating.
     beat = aware(row.heartbeat_at) or aware(row.started_at)
     return beat is not None and now_utc() - beat < STALE_AFTER
 

@@ -137,7 +137,7 @@ def _enrich(
     ``--no-extract``)."""
     if cancel.is_set() or summary["status"] != "completed":
         return None  # stopped, failed or unreachable: the next scan enriches
-    source_id = source_svc.show_source(ctx, summary["source"])["id"]
+    source_id, _ = source_svc.source_ref(ctx, summary["source"])
     pending = scan_svc.pending_enrichment(ctx, source_id)
     if pending == 0:
         return None

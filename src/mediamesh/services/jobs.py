@@ -226,9 +226,7 @@ class JobRunner:
                 self._running.pop(job.id, None)
 
     def _retry(self, job: Job, error: str) -> None:
-        with self.ctx.catalog.read() as conn:
-            max_attempts = int((job_table.get_job(conn, job.id) or {}).get("max_attempts", 1))
-        job_table.retry_later(self.ctx.catalog, self.owner, job.id, error, job.attempts, max_attempts)
+        job_table.retry_later(self.ctx.catalog, self.owner, job.id, error, job.attempts, job.max_attempts)
 
 
 # -- the API's and the CLI's view ------------------------------------------------------------------------

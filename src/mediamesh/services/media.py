@@ -40,7 +40,6 @@ from mediamesh.catalog.database import Catalog
 from mediamesh.catalog.queries import (
     LOCATION_STATE,
     MEDIA_ID_RE,
-    SOURCE_UNREACHABLE,
     find_project,
 )
 from mediamesh.catalog.schema import files, media, replaced, sources
@@ -59,8 +58,6 @@ MAX_LIMIT = 1000
 COUNT_TTL = 10.0
 
 parse_media_id = queries.parse_media_id
-_unreachable = SOURCE_UNREACHABLE
-_location_state = LOCATION_STATE
 
 
 _fts = table("files_fts", column("rowid"))
@@ -453,7 +450,7 @@ def list_files(
                 or_(files.c.path == prefix, and_(files.c.path >= prefix + "/", files.c.path < prefix + "0"))
             )
         if state is not None:
-            conds.append(_location_state == state)
+            conds.append(LOCATION_STATE == state)  # noqa: SIM300 - a SQL expression, not a constant
         query = (
             select(
                 files.c.id,
@@ -462,7 +459,7 @@ def list_files(
                 files.c.size,
                 files.c.mtime_ns,
                 files.c.media_id,
-                _location_state.label("state"),
+                LOCATION_STATE.label("state"),
             )
             .join(sources, sources.c.id == files.c.source_id)
             .where(*conds)

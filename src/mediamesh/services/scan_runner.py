@@ -86,9 +86,10 @@ class ScanQueue:
                 return self._queued(job)
             time.sleep(0.02)
 
-    def _queued(self, job: dict[str, Any]) -> dict[str, Any]:
-        with self.ctx.catalog.read() as conn:
-            position = job_table.queued_position(conn, job["id"]) if job["state"] == "queued" else 0
+    def _queued(self, job: dict[str, Any], position: int | None = None) -> dict[str, Any]:
+        if position is None:
+            with self.ctx.catalog.read() as conn:
+                position = job_table.queued_position(conn, job["id"]) if job["state"] == "queued" else 0
         return {
             "id": None,
             "job": job["id"],
@@ -106,7 +107,7 @@ class ScanQueue:
             waiting = sorted(
                 job_table.list_jobs(conn, state="queued", kind="scan", limit=1000), key=lambda j: j["id"]
             )
-        return [{**self._queued(j), "position": i} for i, j in enumerate(waiting, 1)]
+        return [self._queued(j, i) for i, j in enumerate(waiting, 1)]
 
     def running_scan_ids(self) -> list[int]:
         """Scans running in this server."""

@@ -332,6 +332,13 @@ def source_names(ctx: Context) -> list[str]:
         return list(conn.execute(select(sources.c.name).order_by(sources.c.name)).scalars())
 
 
+def source_ref(ctx: Context, id_or_name: str | int) -> tuple[int, str]:
+    """(id, name) of a source, without what show_source computes besides (counts, last scan)."""
+    with ctx.catalog.read() as conn:
+        row = find_source(conn, id_or_name)
+    return int(row.id), str(row.name)
+
+
 def show_source(ctx: Context, id_or_name: str) -> dict[str, Any]:
     with ctx.catalog.read() as conn:
         return public(conn, find_source(conn, id_or_name))

@@ -253,7 +253,7 @@ def list_scans(
     """Queued scans (of this server), then recorded ones, newest first; running ones show live progress."""
     queued = request.app.state.scans.queued()
     if source is not None:
-        name = source_svc.show_source(ctx, source)["name"]
+        name = source_svc.source_ref(ctx, source)[1]
         queued = [q for q in queued if q["source"] == name]
     data = queued if status in (None, "queued") else []
     if status != "queued":

@@ -15,9 +15,10 @@ from mediamesh.web.security import Read, Write
 router = APIRouter(prefix="/api/v1/sources", tags=["sources"], responses=AUTHENTICATED)
 
 
-class SourceCreate(BaseModel):
+class _Where(BaseModel):
+    """Where a source is: a location as typed, or a kind with its form fields (the web UI's form)."""
+
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(max_length=64, examples=["nas19"])
     location: str | None = Field(
         None, max_length=4096, examples=["smb://media@192.168.0.19/video", "/mnt/media"]
     )
@@ -28,6 +29,13 @@ class SourceCreate(BaseModel):
         description="Instead of location: the kind's form fields (GET /api/v1/sources/kinds), "
         'such as {"host": "nas.local", "share": "video"}.',
     )
+
+    def where(self) -> str | None:
+        return svc.location_text(self.location, self.kind, self.fields)
+
+
+class SourceCreate(_Where):
+    name: str = Field(max_length=64, examples=["nas19"])
     password: str | None = Field(None, max_length=1024, description="Stored encrypted, never returned.")
     include: list[str] = Field(default_factory=list, max_length=100)
     exclude: list[str] = Field(default_factory=list, max_length=100)
@@ -38,16 +46,7 @@ class SourceCreate(BaseModel):
     priority: int = Field(0, ge=-1000, le=1000, description="Content is served from higher first.")
 
 
-class SourceUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    location: str | None = Field(None, max_length=4096)
-    kind: str | None = Field(None, max_length=16, description="With fields: the kind they describe.")
-    fields: dict[str, str] | None = Field(
-        None,
-        max_length=32,
-        description="Instead of location: the kind's form fields (GET /api/v1/sources/kinds), "
-        'such as {"host": "nas.local", "share": "video"}.',
-    )
+class SourceUpdate(_Where):
     password: str | None = Field(None, max_length=1024)
     include: list[str] | None = Field(None, max_length=100)
     exclude: list[str] | None = Field(None, max_length=100)
@@ -57,18 +56,7 @@ class SourceUpdate(BaseModel):
     priority: int | None = Field(None, ge=-1000, le=1000)
 
 
-class LocationTest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    location: str | None = Field(
-        None, max_length=4096, examples=["smb://media@192.168.0.19/video", "/mnt/media"]
-    )
-    kind: str | None = Field(None, max_length=16, description="With fields: the kind they describe.")
-    fields: dict[str, str] | None = Field(
-        None,
-        max_length=32,
-        description="Instead of location: the kind's form fields (GET /api/v1/sources/kinds), "
-        'such as {"host": "nas.local", "share": "video"}.',
-    )
+class LocationTest(_Where):
     password: str | None = Field(None, max_length=1024, description="Used for this test only, not stored.")
     source: str | None = Field(
         None, max_length=64, description="A registered source whose stored password to use if none is given."
@@ -94,7 +82,7 @@ def add_source(body: SourceCreate, ctx: Ctx, _: Write) -> dict[str, Any]:
     return svc.add_source(
         ctx,
         body.name,
-        svc.location_text(body.location, body.kind, body.fields) or "",
+        body.where() or "",
         body.include,
         body.exclude,
         body.force,
@@ -107,7 +95,7 @@ def add_source(body: SourceCreate, ctx: Ctx, _: Write) -> dict[str, Any]:
 @router.post("/test")
 def test_location(body: LocationTest, ctx: Ctx, _: Write) -> dict[str, Any]:
     """Try a location before registering it: reachable or not and why, latency, capacity. Nothing is saved."""
-    location = svc.location_text(body.location, body.kind, body.fields) or ""
+    location = body.where() or ""
     return svc.test_location(ctx, location, body.password, body.source)
 
 
@@ -125,7 +113,7 @@ def update_source(id_or_name: str, body: SourceUpdate, ctx: Ctx, token: Write) -
     return svc.update_source(
         ctx,
         id_or_name,
-        location=svc.location_text(body.location, body.kind, body.fields),
+        location=body.where(),
         include=body.include,
         exclude=body.exclude,
         password=body.password,
