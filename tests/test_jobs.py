@@ -416,3 +416,21 @@ def test_files_still_being_written_get_a_follow_up_scan(tmp_path: Path, library:
         ctx.close()
     assert (first["files_new"], first["files_deferred"]) == (1, 1)
     assert (follow_up["trigger"], follow_up["files_new"], follow_up["files_deferred"]) == ("settle", 1, 0)
+
+
+def test_finished_jobs_are_forgotten_after_a_week(ctx: Context) -> None:
+    """Every scan leaves two job rows: a runner forgets finished ones older than a week when it starts
+    (and hourly), never queued or running ones."""
+    old, recent, waiting = (job_table.enqueue(ctx.catalog, "noop", {"n": n}) for n in range(3))
+    for job_id in (old, recent):
+        job = job_table.claim(ctx.catalog, "elsewhere:1:a", ["noop"], job_id=job_id)
+        assert job is not None
+        job_table.finish(ctx.catalog, "elsewhere:1:a", job_id, "completed")
+    with ctx.catalog.write() as conn:
+        conn.execute(update(jobs).where(jobs.c.id == old).values(finished_at=now_utc() - timedelta(days=8)))
+    runner = JobRunner(ctx, {}, [Lane("x", ("other",), 1)], poll=0.05)
+    runner.start()
+    runner.stop()
+    with ctx.catalog.read() as conn:
+        left = set(conn.execute(select(jobs.c.id)).scalars())
+    assert left == {recent, waiting}

@@ -187,3 +187,44 @@ def test_a_completed_scan_brings_an_offline_source_back_online(ctx: Context, lib
     assert run_scan(ctx, "disk")["status"] == "completed"
     shown = source_svc.show_source(ctx, "disk")["health"]
     assert (shown["status"], shown["error"]) == ("online", None)
+
+
+def test_comparing_folders_never_holds_the_catalog_writer(
+    ctx: Context, library: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The overlap check resolves real paths, which a hung mount can stall: it runs before the write
+    transaction, so scans and every other write go on meanwhile."""
+    import threading
+
+    from sqlalchemy import select as sa_select
+
+    from mediamesh.backends import overlaps
+
+    source_svc.add_source(ctx, "first", str(library))
+    entered, release = threading.Event(), threading.Event()
+
+    def hung(*args: str) -> bool:
+        entered.set()
+        release.wait(20)
+        return overlaps(*args)
+
+    monkeypatch.setattr(source_svc, "overlaps", hung)
+    other = tmp_path / "other"
+    other.mkdir()
+    adding = threading.Thread(target=source_svc.add_source, args=(ctx, "second", str(other)))
+    adding.start()
+    try:
+        assert entered.wait(20)
+        done = threading.Event()
+
+        def write() -> None:
+            with ctx.catalog.write() as conn:
+                conn.execute(sa_select(1))
+            done.set()
+
+        threading.Thread(target=write, daemon=True).start()
+        assert done.wait(5), "a write waited for the overlap check"
+    finally:
+        release.set()
+        adding.join(30)
+    assert source_svc.show_source(ctx, "second")["name"] == "second"

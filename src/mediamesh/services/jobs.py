@@ -88,6 +88,7 @@ class JobRunner:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._pruned_at = time.monotonic()
 
     @property
     def kinds(self) -> list[str]:
@@ -95,6 +96,7 @@ class JobRunner:
 
     def start(self) -> None:
         job_table.beat_worker(self.ctx.catalog, self.owner, self.kinds)
+        self._prune()
         for lane in self.lanes:
             for i in range(lane.threads):
                 self._spawn(self._work, lane, f"mediamesh-job-{lane.name}-{i}")
@@ -142,9 +144,21 @@ class JobRunner:
                 continue
             self._run(job)
 
+    #: Finished jobs are forgotten after a week (scans keep their own records); looked at this often.
+    PRUNE_EVERY = 3600.0
+
+    def _prune(self) -> None:
+        self._pruned_at = time.monotonic()
+        try:
+            job_table.prune_finished(self.ctx.catalog)
+        except Exception:  # the next round tries again
+            log.warning("forgetting finished jobs failed", exc_info=True)
+
     def _beat(self, _: Lane | None) -> None:
         interval = self.lease.total_seconds() / 4
         while not self._stopping.wait(interval):
+            if self.lanes and time.monotonic() - self._pruned_at >= self.PRUNE_EVERY:
+                self._prune()
             try:
                 running = self.running()
                 for job_id in job_table.renew(self.ctx.catalog, self.owner, list(running), self.lease):

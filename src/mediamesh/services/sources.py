@@ -198,12 +198,17 @@ def _stored_secret_for(ctx: Context, row: Any, kind: str, location: str) -> dict
     return secret
 
 
-def _refuse_overlap(conn: Connection, kind: str, display: str, except_id: int | None = None) -> None:
+def _refuse_overlap(ctx: Context, kind: str, display: str, except_id: int | None = None) -> None:
     """Two sources over the same files (the same folder, one inside the other, two SMB sources on one
-    share and path) would count every file there as two copies: refused, whatever --force says."""
-    others = conn.execute(
-        select(sources.c.id, sources.c.name, sources.c.location).where(sources.c.kind == kind)
-    ).all()
+    share and path) would count every file there as two copies: refused, whatever --force says.
+
+    Called before the write transaction, never inside it: comparing local folders resolves their real
+    paths, and a hung mount behind one of them must hold up this request only, not the catalog's
+    writer (scans); the write transaction checks exact duplicates again (_refuse_same)."""
+    with ctx.catalog.read() as conn:
+        others = conn.execute(
+            select(sources.c.id, sources.c.name, sources.c.location).where(sources.c.kind == kind)
+        ).all()
     for other in others:
         if other.id == except_id or not overlaps(kind, display, kind, other.location):
             continue
@@ -213,6 +218,16 @@ def _refuse_overlap(conn: Connection, kind: str, display: str, except_id: int | 
             f"{display} overlaps source {other.name!r} ({other.location}): one is inside the other, so "
             f"their files would count twice. Narrow {other.name!r} with --include/--exclude instead."
         )
+
+
+def _refuse_same(conn: Connection, kind: str, display: str, except_id: int | None = None) -> None:
+    """The same location registered meanwhile by another request (cheap: no path is resolved)."""
+    query = select(sources.c.name).where(sources.c.kind == kind, sources.c.location == display)
+    if except_id is not None:
+        query = query.where(sources.c.id != except_id)
+    clash = conn.execute(query).first()
+    if clash is not None:
+        raise Conflict(f"{display} is already registered as source {clash.name!r}")
 
 
 def add_source(
@@ -241,10 +256,14 @@ def add_source(
             f"cannot register {name!r}: {probe.error} (use --force to register it anyway)"
         )
     now = now_utc()
-    with ctx.catalog.write() as conn:
+    with ctx.catalog.read() as conn:
         if conn.execute(select(sources.c.id).where(sources.c.name == name)).first() is not None:
             raise Conflict(f"a source named {name!r} already exists")
-        _refuse_overlap(conn, loc.kind, loc.display)
+    _refuse_overlap(ctx, loc.kind, loc.display)
+    with ctx.catalog.write() as conn:  # the name again: another request may have taken it meanwhile
+        if conn.execute(select(sources.c.id).where(sources.c.name == name)).first() is not None:
+            raise Conflict(f"a source named {name!r} already exists")
+        _refuse_same(conn, loc.kind, loc.display)
         key = conn.execute(
             insert(sources).values(
                 name=name,
@@ -446,9 +465,11 @@ def update_source(
             values["identity"] = probe.identity if probe.reachable else {}
     if enabled is not None:
         values["enabled"] = enabled
+    if location is not None:
+        _refuse_overlap(ctx, kind, display, row.id)
     with ctx.catalog.write() as conn:
         if location is not None:
-            _refuse_overlap(conn, kind, display, row.id)
+            _refuse_same(conn, kind, display, row.id)
         conn.execute(update(sources).where(sources.c.id == row.id).values(**values))
         return public(conn, find_source(conn, row.id))
 
