@@ -13,6 +13,8 @@ needed=(
   "useradd:passwd"
   "pkg-config:pkg-config"
   "chromium:chromium"
+  "sshd:openssh-server"
+  "ssh:openssh-client"
 )
 # Headers the smb-fast extra (pysmbc) builds against.
 pkg-config --exists smbclient 2>/dev/null || missing_dev=libsmbclient-dev

@@ -171,3 +171,16 @@ def samba(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     server = SambaServer(tmp_path_factory.mktemp("samba")).start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def sshd() -> Iterator[object]:
+    """A private OpenSSH server on a free port of 127.0.0.1 (SFTP, and b3sum for its user), for the session."""
+    import shutil
+
+    from tests.servers.openssh import SshServer
+
+    server = SshServer().start()
+    yield server
+    server.stop()
+    shutil.rmtree(server.workdir, ignore_errors=True)

@@ -174,6 +174,12 @@ class Backend(ABC):
         """A real path on this machine for ``path``, if the backend has one (see Features.local_paths)."""
         return None
 
+    def content_hash(self, path: str, size: int) -> str | None:
+        """The BLAKE3 hex digest of a file computed where the file is (an SFTP server's ``b3sum``), so that
+        its bytes need not cross the link; None when the backend cannot (then the caller reads the file).
+        ``size`` is the size listed: a backend declines files too small to be worth a remote command."""
+        return None
+
     def close_and_stat(self, fh: BinaryIO, path: str) -> tuple[int, int]:
         """(size, mtime_ns) of an open file of this backend, asked as its last use: after a file was read,
         to see that it did not change meanwhile. Closes ``fh``. The default asks the open file (fstat),

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 KIND_MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
     "local": ("mediamesh.backends.local", ("file",)),
     "smb": ("mediamesh.backends.smb", ("smb",)),
+    "sftp": ("mediamesh.backends.sftp", ("sftp",)),
 }
 
 
@@ -39,6 +40,8 @@ class Option:
     placeholder: str = ""
     help: str = ""
     numeric: bool = False
+    #: A field of several lines (a private key): a text area on the form.
+    multiline: bool = False
     #: Fields with the same row number share a line on the form.
     row: int = 0
 
@@ -71,6 +74,9 @@ class BackendKind:
     #: (the volume, the path within it) of a location: two sources overlap when they are on one volume
     #: and one path is the other's or below it (one file would count as two copies).
     extent: Callable[[str], tuple[tuple[Any, ...], str]] = field(default=lambda location: ((location,), ""))
+    #: The location to store once a probe saw the source (its identity): a kind that trusts on first use
+    #: (SFTP host keys) writes what it trusted into the location; the others keep it as it is.
+    pin: Callable[[str, Mapping[str, str]], str] = field(default=lambda location, identity: location)
 
     @property
     def secret_options(self) -> tuple[str, ...]:
@@ -92,6 +98,7 @@ class BackendKind:
                     "placeholder": o.placeholder,
                     "help": o.help,
                     "numeric": o.numeric,
+                    "multiline": o.multiline,
                 }
                 for o in self.options
             ],

@@ -12,7 +12,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from mediamesh.cli.output import JsonOption, context, emit, human_size, out
+from mediamesh.cli.output import JsonOption, context, emit, fail, human_size, out
 from mediamesh.cli.scan import render_summary, scan_in_phases
 from mediamesh.services import bootstrap
 from mediamesh.services import sources as svc
@@ -75,7 +75,9 @@ def _here(location: str) -> str:
 def add(
     name: str = typer.Argument(..., help="Unique name: lowercase letters, digits, '.', '_', '-'."),
     location: str = typer.Argument(
-        ..., help="/abs/path, file:///abs/path or smb://[user@]host[:port]/share[/sub]."
+        ...,
+        help="/abs/path, file:///abs/path, smb://[user@]host[:port]/share[/sub] or "
+        "sftp://[user@]host[:port]/abs/path.",
     ),
     include: list[str] = typer.Option([], "--include", help="Only index files matching this glob (repeat)."),
     exclude: list[str] = typer.Option([], "--exclude", help="Never index what matches this glob (repeat)."),
@@ -86,18 +88,32 @@ def add(
     ),
     priority: int = typer.Option(0, "--priority", help="Serve content from higher-priority sources first."),
     scan: bool = typer.Option(False, "--scan", help="Scan it at once (the index, then enrichment)."),
+    key_file: Path | None = typer.Option(
+        None, "--key-file", help="SFTP: log on with this private key (its passphrase by --password-stdin)."
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Register a source after checking that it is a readable folder (or share)."""
     location = _here(location)
-    password = _read_password(password_stdin, location)
+    private_key = _read_key(key_file)
+    password = _read_password(password_stdin, None if private_key else location)
     with context() as ctx:
         source = svc.add_source(
-            ctx, name, location, include, exclude, force, password, schedule=schedule, priority=priority
+            ctx,
+            name,
+            location,
+            include,
+            exclude,
+            force,
+            password,
+            schedule=schedule,
+            priority=priority,
+            private_key=private_key,
         )
         if not as_json:
             out.print(f"added source [bold]{escape(source['name'])}[/] (id {source['id']})")
             _render_one(source)
+            _say_trusted(location, source)
             if not scan:
                 out.print(f"next: 'mediamesh scan {source['name']}' (or add --scan next time)", markup=False)
             if not schedule:
@@ -188,9 +204,38 @@ def prune(name: str, as_json: bool = JsonOption) -> None:
 def _read_password(password_stdin: bool, location: str | None = None) -> str | None:
     if password_stdin:
         return sys.stdin.readline().rstrip("\r\n")
-    if location and location.startswith("smb://") and "@" in location.split("/")[2] and sys.stdin.isatty():
+    if (
+        location
+        and location.startswith(("smb://", "sftp://"))
+        and "@" in location.split("/")[2]
+        and sys.stdin.isatty()
+    ):
         return getpass.getpass(f"password for {location}: ")
     return None
+
+
+def _read_key(key_file: Path | None) -> str | None:
+    if key_file is None:
+        return None
+    try:
+        text = key_file.expanduser().read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise fail(f"cannot read the key file {key_file}: {exc.strerror or exc}", 2) from None
+    if "PRIVATE KEY" not in text:
+        raise fail(f"{key_file} holds no private key (give the key, not the .pub file)", 2)
+    return text
+
+
+def _say_trusted(typed: str, source: dict[str, Any]) -> None:
+    """A host key trusted on first use is shown, with how to check it: the user decides whether to keep it."""
+    key = (source.get("identity") or {}).get("host_key")
+    if key and "fingerprint=" not in typed and "fingerprint=" in source["location"]:
+        out.print(
+            f"  trusted the server's host key on first use: {key}\n"
+            "  check it on the server with 'ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub'; "
+            "a different key is refused from now on",
+            markup=False,
+        )
 
 
 @app.command("update")
@@ -207,10 +252,12 @@ def update(
         None, "--schedule", help="An interval (6h), a cron expression, or 'off' to stop scanning by itself."
     ),
     priority: int | None = typer.Option(None, "--priority", help="Serve content from higher first."),
+    key_file: Path | None = typer.Option(None, "--key-file", help="SFTP: a new private key to log on with."),
     as_json: bool = JsonOption,
 ) -> None:
     """Change a source's location, globs, password, schedule or priority. File records and media ids stay."""
     password = _read_password(password_stdin)
+    private_key = _read_key(key_file)
     with context() as ctx:
         data = svc.update_source(
             ctx,
@@ -222,8 +269,11 @@ def update(
             force=force,
             schedule=schedule,
             priority=priority,
+            private_key=private_key,
         )
     emit(data, as_json, _render_one)
+    if location is not None and not as_json:
+        _say_trusted(location, data)
 
 
 @app.command("mount")

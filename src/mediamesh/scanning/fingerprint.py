@@ -112,9 +112,9 @@ class Fingerprinter:
             if work.action is Action.VERIFY and work.known is not None and qfp == work.known.quick_fp:
                 self._check_unchanged(fh, work)
                 return Outcome(Result.TOUCH, work, work.known.media_id, qfp, None, 0, sampled)
-            media_id, hashed = self._hash(fh, work)
+            media_id, hashed, read = self._hash(fh, work)
             self._check_unchanged(fh, work)
-            return self._hashed(work, media_id, qfp, hashed, hashed + sampled)
+            return self._hashed(work, media_id, qfp, hashed, read + sampled)
 
     def _hashed(self, work: Work, media_id: str, qfp: str, hashed: int, read: int) -> Outcome:
         known = work.known
@@ -130,16 +130,21 @@ class Fingerprinter:
         # A future mtime is a drifting clock, not a write in progress: the stability check covers it.
         return 0 <= age_ns < self.settle_ns
 
-    def _hash(self, fh: BinaryIO, work: Work) -> tuple[str, int]:
+    def _hash(self, fh: BinaryIO, work: Work) -> tuple[str, int, int]:
+        """(content id, bytes hashed, bytes read here). The file is hashed where it is when the backend
+        can (0 bytes read); the stat after it (_check_unchanged) catches a change meanwhile either way."""
         size = work.entry.size
         if self.mmap_pool is not None and size >= MMAP_MIN:
             local = self.backend.local_path(work.path)
             if local is not None:
-                return self.mmap_pool.hash(local, size, work.entry.mtime_ns), size
+                return self.mmap_pool.hash(local, size, work.entry.mtime_ns), size, size
+        remote = self.backend.content_hash(work.path, size)
+        if remote is not None:
+            return remote, size, 0
         digest, read = hash_stream(fh)
         if read != size:
             raise FileChangedError(f"read {read} bytes of a {size}-byte file: it changed while it was read")
-        return digest, read
+        return digest, read, read
 
     def _check_unchanged(self, fh: BinaryIO, work: Work) -> None:
         """The file must still have the size and mtime it was listed with after it was read. Asked of the

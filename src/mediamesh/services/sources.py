@@ -19,7 +19,6 @@ from mediamesh.backends import (
     overlaps,
     parse_location,
     registry,
-    takes_secret,
 )
 from mediamesh.backends.base import Backend, ProbeResult
 from mediamesh.backends.registry import BackendKind
@@ -170,18 +169,30 @@ def _mount(conn: Connection, source_id: int) -> dict[str, Any] | None:
 
 
 def _new_location(
-    ctx: Context, location: str, password: str | None
+    ctx: Context, location: str, password: str | None, private_key: str | None = None
 ) -> tuple[Location, dict[str, Any] | None]:
     """A location given for a new source (or a test of one), and the credentials given with it. A local
     folder must be below the allowed roots (MEDIAMESH_LOCAL_ROOTS), never the data dir or a system folder."""
     loc = parse_location(location)
-    if password is not None and not takes_secret(loc.kind):
-        raise InvalidInput(f"{loc.kind} sources take no password")
+    secret = _secret(loc.kind, password, private_key)
     if kind_of(loc.kind).features.local_paths:  # a folder on this machine
         reason = ctx.local_roots.refusal(os.path.realpath(loc.display))
         if reason is not None:
             raise Forbidden(f"cannot use {loc.display}: {reason}")
-    return loc, {"password": password} if password is not None else None
+    return loc, secret
+
+
+def _secret(kind: str, password: str | None, private_key: str | None) -> dict[str, Any] | None:
+    """The credentials given for a source of ``kind``, as its stored secret (None: none given)."""
+    given = {k: v for k, v in (("password", password), ("private_key", private_key)) if v is not None}
+    if not given:
+        return None
+    accepted = kind_of(kind).secret_options
+    for name in given:
+        if name not in accepted:
+            what = name.replace("_", " ")
+            raise InvalidInput(f"{kind} sources take no {what}")
+    return given
 
 
 def _stored_secret_for(ctx: Context, row: Any, kind: str, location: str) -> dict[str, Any] | None:
@@ -240,8 +251,10 @@ def add_source(
     password: str | None = None,
     schedule: str | None = None,
     priority: int = 0,
+    private_key: str | None = None,
 ) -> dict[str, Any]:
-    """Register a source after checking it is a readable folder (``force`` registers it anyway)."""
+    """Register a source after checking it is a readable folder (``force`` registers it anyway). A kind
+    that trusts on first use (an SFTP host key) is stored with what the check trusted."""
     validate_name(name)
     options = {
         "include": validate_globs(include or []),
@@ -249,12 +262,14 @@ def add_source(
         "schedule": validate_schedule(schedule),
         "priority": validate_priority(priority),
     }
-    loc, secret = _new_location(ctx, location, password)
+    loc, secret = _new_location(ctx, location, password, private_key)
     probe = probe_location(ctx, loc.kind, loc.display, secret)
     if not probe.reachable and not force:
         raise LocationUnreachable(
             f"cannot register {name!r}: {probe.error} (use --force to register it anyway)"
         )
+    if probe.reachable:
+        loc = Location(loc.kind, kind_of(loc.kind).pin(loc.display, probe.identity))
     now = now_utc()
     with ctx.catalog.read() as conn:
         if conn.execute(select(sources.c.id).where(sources.c.name == name)).first() is not None:
@@ -284,12 +299,17 @@ def add_source(
 
 
 def test_location(
-    ctx: Context, location: str, password: str | None = None, source: str | None = None
+    ctx: Context,
+    location: str,
+    password: str | None = None,
+    source: str | None = None,
+    private_key: str | None = None,
 ) -> dict[str, Any]:
     """Try a location before saving it (the UI's Test connection): what a probe sees, nothing stored.
     ``source`` lends a registered source's stored password when none is given (editing a source), and
-    only for the server, share and user it was stored for."""
-    loc, secret = _new_location(ctx, location, password)
+    only for the server, share and user it was stored for. ``identity`` shows what would be recorded,
+    an SFTP server's host key among it, for the user to compare with the server's."""
+    loc, secret = _new_location(ctx, location, password, private_key)
     if secret is None and source is not None:
         with ctx.catalog.read() as conn:
             row = find_source(conn, source)
@@ -303,6 +323,7 @@ def test_location(
         "latency_ms": probe.latency_ms,
         "capacity_bytes": probe.capacity_bytes,
         "free_bytes": probe.free_bytes,
+        "identity": probe.identity,
     }
 
 
@@ -374,8 +395,11 @@ def health_values(row: Any, probe: ProbeResult, now: datetime | None = None) -> 
     if not probe.reachable:
         return values
     recorded = row.identity or {}
-    if not recorded:
+    if not recorded:  # first seen now (registered with --force while offline): trusted from now on
         values["identity"] = probe.identity
+        pinned = kind_of(row.kind).pin(row.location, probe.identity)
+        if pinned != row.location:
+            values["location"] = pinned
     elif changes := identity_changes(recorded, probe.identity):  # the scan's own test (scanning/safety.py)
         values.update(
             health_status="degraded",
@@ -419,6 +443,7 @@ def update_source(
     schedule: str | None = None,
     priority: int | None = None,
     may_move_local: bool = True,
+    private_key: str | None = None,
 ) -> dict[str, Any]:
     """Change a source. A new location (the share moved, or is mounted elsewhere) is checked like a new
     registration and its identity recorded afresh; file records and media ids stay, being relative to the
@@ -439,22 +464,23 @@ def update_source(
     values["options"] = options
     kind, display = row.kind, row.location
     if location is not None:
-        loc, _ = _new_location(ctx, location, password)
+        loc, _ = _new_location(ctx, location, password, private_key)
         if loc.kind != row.kind:
             raise InvalidInput(f"a {row.kind} source cannot move to a {loc.kind} location; add a new source")
         if kind_of(loc.kind).features.local_paths and loc.display != row.location and not may_move_local:
             raise Forbidden("pointing a local source at another folder needs an admin token")
         kind, display = loc.kind, loc.display
         values["location"] = display
-    if password is not None:
-        if not takes_secret(row.kind):
-            raise InvalidInput(f"{row.kind} sources take no password")
-        new_secret = {**(secret_of(ctx, row) or {}), "password": password}
+    given = _secret(row.kind, password, private_key)
+    if given is not None:
+        # A new key replaces what was stored; a password alone replaces the password (or, beside a
+        # stored key, the key's passphrase).
+        new_secret = given if "private_key" in given else {**(secret_of(ctx, row) or {}), **given}
         values["secret"] = SecretBox.from_settings(ctx.settings).seal(new_secret)
         secret: dict[str, Any] | None = new_secret
     else:
         secret = _stored_secret_for(ctx, row, kind, display)
-    if location is not None or password is not None:
+    if location is not None or given is not None:
         probe = probe_location(ctx, kind, display, secret)
         if not probe.reachable and not force:
             raise LocationUnreachable(
@@ -463,6 +489,9 @@ def update_source(
         values.update(_health_values(probe, now_utc()))
         if location is not None:
             values["identity"] = probe.identity if probe.reachable else {}
+            if probe.reachable:
+                display = kind_of(kind).pin(display, probe.identity)
+                values["location"] = display
     if enabled is not None:
         values["enabled"] = enabled
     if location is not None:

@@ -37,6 +37,9 @@ class _Where(BaseModel):
 class SourceCreate(_Where):
     name: str = Field(max_length=64, examples=["nas19"])
     password: str | None = Field(None, max_length=1024, description="Stored encrypted, never returned.")
+    private_key: str | None = Field(
+        None, max_length=16384, description="An OpenSSH private key (SFTP), stored encrypted, never returned."
+    )
     include: list[str] = Field(default_factory=list, max_length=100)
     exclude: list[str] = Field(default_factory=list, max_length=100)
     force: bool = Field(False, description="Register even if the location cannot be reached now.")
@@ -48,6 +51,9 @@ class SourceCreate(_Where):
 
 class SourceUpdate(_Where):
     password: str | None = Field(None, max_length=1024)
+    private_key: str | None = Field(
+        None, max_length=16384, description="An OpenSSH private key (SFTP), stored encrypted, never returned."
+    )
     include: list[str] | None = Field(None, max_length=100)
     exclude: list[str] | None = Field(None, max_length=100)
     enabled: bool | None = Field(None, description="False unmounts the source; true mounts it again.")
@@ -58,6 +64,7 @@ class SourceUpdate(_Where):
 
 class LocationTest(_Where):
     password: str | None = Field(None, max_length=1024, description="Used for this test only, not stored.")
+    private_key: str | None = Field(None, max_length=16384, description="Used for this test only.")
     source: str | None = Field(
         None, max_length=64, description="A registered source whose stored password to use if none is given."
     )
@@ -89,6 +96,7 @@ def add_source(body: SourceCreate, ctx: Ctx, _: Write) -> dict[str, Any]:
         body.password,
         schedule=body.schedule,
         priority=body.priority,
+        private_key=body.private_key,
     )
 
 
@@ -96,7 +104,7 @@ def add_source(body: SourceCreate, ctx: Ctx, _: Write) -> dict[str, Any]:
 def test_location(body: LocationTest, ctx: Ctx, _: Write) -> dict[str, Any]:
     """Try a location before registering it: reachable or not and why, latency, capacity. Nothing is saved."""
     location = body.where() or ""
-    return svc.test_location(ctx, location, body.password, body.source)
+    return svc.test_location(ctx, location, body.password, body.source, body.private_key)
 
 
 @router.get("/{id_or_name}")
@@ -122,6 +130,7 @@ def update_source(id_or_name: str, body: SourceUpdate, ctx: Ctx, token: Write) -
         schedule=body.schedule,
         priority=body.priority,
         may_move_local=token["scope"] == "admin",
+        private_key=body.private_key,
     )
 
 

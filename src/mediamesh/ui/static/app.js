@@ -160,7 +160,14 @@ function sourceForm(form) {
 
   // The kind's fields, as the server described them (data-option); the server makes the location.
   const options = [...form.querySelectorAll("[data-option]:not([data-secret])")];
-  const secret = form.querySelector("[data-secret]");
+  const secrets = [...form.querySelectorAll("[data-secret]")];
+  const secret = secrets[0];
+  // Every secret field given goes by its own name (password, private_key); an empty one keeps what is stored.
+  function withSecrets(body) {
+    let given = false;
+    for (const input of secrets) if (input.value) { body[input.name] = input.value; given = true; }
+    return given;
+  }
   function whereTo() {
     const fields = {};
     for (const input of options) fields[input.name] = input.value.trim();
@@ -192,7 +199,9 @@ function sourceForm(form) {
     // Mark the field the message is about: a secret for a refused log-on, else the field it names, else
     // the first one.
     let input = options[0];
-    if (secret && /password|user name|logon|log on|credential|access denied/i.test(text)) input = secret;
+    if (/private key/i.test(text)) input = secrets.find((i) => i.name === "private_key") || secret;
+    else if (/host key|fingerprint/i.test(text)) input = options.find((o) => o.name === "fingerprint") || input;
+    else if (secret && /password|user name|logon|log on|credential|access denied/i.test(text)) input = secret;
     else input = options.find((o) => new RegExp(`\\b${o.name}\\b`, "i").test(text)) || input;
     input?.setAttribute("aria-invalid", "true");
   }
@@ -225,8 +234,7 @@ function sourceForm(form) {
     busy(button, true);
     result.textContent = "Connecting…";
     const body = whereTo();
-    if (secret && secret.value) body.password = secret.value;
-    else if (editing) body.source = editing;
+    if (!withSecrets(body) && editing) body.source = editing;
     const answer = await api("POST", "/api/v1/sources/test", body);
     busy(button, false);
     if (!answer.ok) return place(messageOf(answer));
@@ -236,6 +244,11 @@ function sourceForm(form) {
       if (t.latency_ms != null) parts.push(`${Math.round(t.latency_ms)} ms`);
       if (t.capacity_bytes) parts.push(`${formatSize(t.free_bytes)} free of ${formatSize(t.capacity_bytes)}`);
       result.textContent = "✓ " + parts.join(" · ");
+      // A host key to be trusted on first use: shown, for the user to compare with the server's.
+      const pinned = form.elements.fingerprint?.value.trim();
+      if (t.identity?.host_key && !pinned) {
+        result.textContent += ` · host key ${t.identity.host_key} (trusted when you save; compare with 'ssh-keygen -lf' on the server)`;
+      }
       result.className = "test-result ok";
     } else {
       locationError("✗ " + (t.error || "cannot be reached"));
@@ -259,7 +272,7 @@ function sourceForm(form) {
       schedule: value("schedule") || (editing ? "" : null),
       priority: Number(value("priority") || 0),
     };
-    if (secret && secret.value) body.password = secret.value;
+    withSecrets(body);
     if (!editing) body.name = value("name");
     const button = form.querySelector('button[type="submit"]');
     busy(button, true);

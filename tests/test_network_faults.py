@@ -1,18 +1,20 @@
-"""A NAS that hangs (SIGSTOP) or crashes (SIGKILL) while it is scanned, or while idle.
+"""A NAS that hangs (SIGSTOP) or crashes (SIGKILL) while it is scanned, or while idle: the same faults
+for every network kind, against its real server (smbd, OpenSSH's sshd).
 
 Pass: the scan ends `interrupted` within 30 s and no known file changes state; a health check says
-`offline` within 15 s; once smbd is back the source is `online` again and a rescan converges with no
-duplicate rows.
+`offline` within 15 s; once the server is back the source is `online` again and a rescan converges with
+no duplicate rows.
 """
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 from sqlalchemy import func, select
@@ -24,24 +26,43 @@ from mediamesh.services import sources as source_svc
 from mediamesh.services.scans import run_scan
 from tests.conftest import make_settings, write
 from tests.helpers import rows
-from tests.servers.samba import PASSWORD, SambaServer
+from tests.servers import openssh, samba
+
+
+class Server(Protocol):
+    share_dir: Path
+
+    def url(self, sub: str = "") -> str: ...
+    def pause(self) -> None: ...
+    def resume(self) -> None: ...
+    def kill(self) -> None: ...
+    def stop(self) -> None: ...
+
+
+@pytest.fixture(params=["smb", "sftp"])
+def own_server(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[tuple[Server, str, Callable[[], None]]]:
+    """A server of the test's own, since the test stops and kills it: (server, password, restart)."""
+    if request.param == "smb":
+        smbd = samba.SambaServer(tmp_path / "samba").start()
+        yield smbd, samba.PASSWORD, lambda: smbd.wait_ready() if smbd.start(reset_password=False) else None
+        smbd.stop()
+    else:
+        sshd = openssh.SshServer().start()  # in a folder of its own: its user must be able to enter it
+        yield sshd, openssh.PASSWORD, lambda: sshd.wait_ready() if sshd.start() else None
+        sshd.stop()
+        shutil.rmtree(sshd.workdir, ignore_errors=True)
 
 
 @pytest.fixture
-def own_samba(tmp_path: Path) -> Iterator[SambaServer]:
-    """A server of the test's own, since the test stops and kills it."""
-    server = SambaServer(tmp_path / "samba").start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def nas(tmp_path: Path, own_samba: SambaServer) -> Iterator[tuple[Context, Path]]:
-    share = own_samba.share_dir / uuid.uuid4().hex
+def nas(tmp_path: Path, own_server: tuple[Server, str, Callable[[], None]]) -> Iterator[tuple[Context, Path]]:
+    server, password, _ = own_server
+    share = server.share_dir / uuid.uuid4().hex
     for i in range(200):
         write(share / f"old{i % 10}" / f"f{i}.jpg", 2000)
     ctx = Context(make_settings(tmp_path))
-    source_svc.add_source(ctx, "nas", own_samba.url(share.name), password=PASSWORD)
+    source_svc.add_source(ctx, "nas", server.url(share.name), password=password)
     assert run_scan(ctx, "nas")["files_new"] == 200
     for i in range(3000):  # a second scan long enough to be cut in the middle
         write(share / f"new{i % 30}" / f"g{i}.jpg", 2000)
@@ -88,42 +109,47 @@ def converge(ctx: Context) -> None:
 
 
 @pytest.mark.slow
-def test_hung_server_during_a_scan(nas: tuple[Context, Path], own_samba: SambaServer) -> None:
+def test_hung_server_during_a_scan(nas: tuple[Context, Path], own_server: tuple[Server, str, Any]) -> None:
     ctx, _ = nas
+    server = own_server[0]
     before = states(ctx)
-    summary, waited = scan_and_fail_midway(ctx, own_samba.pause)
+    summary, waited = scan_and_fail_midway(ctx, server.pause)
     assert summary["status"] == "interrupted" and waited <= 30, (summary, waited)
     assert states(ctx) == before
     assert source_svc.show_source(ctx, "nas")["health"]["status"] == "offline"  # recorded by the scan
     check_offline_within(ctx, 15)
-    own_samba.resume()
+    server.resume()
     converge(ctx)
 
 
 @pytest.mark.slow
-def test_crashed_server_during_a_scan(nas: tuple[Context, Path], own_samba: SambaServer) -> None:
+def test_crashed_server_during_a_scan(nas: tuple[Context, Path], own_server: tuple[Server, str, Any]) -> None:
     ctx, _ = nas
+    server, _, restart = own_server
     before = states(ctx)
-    summary, waited = scan_and_fail_midway(ctx, own_samba.kill)
+    summary, waited = scan_and_fail_midway(ctx, server.kill)
     assert summary["status"] == "interrupted" and waited <= 30, (summary, waited)
     assert states(ctx) == before
     check_offline_within(ctx, 15)
-    own_samba.start()
+    restart()
     converge(ctx)
 
 
 @pytest.mark.slow
-def test_hung_and_crashed_server_while_idle(nas: tuple[Context, Path], own_samba: SambaServer) -> None:
+def test_hung_and_crashed_server_while_idle(
+    nas: tuple[Context, Path], own_server: tuple[Server, str, Any]
+) -> None:
     ctx, _ = nas
+    server, _, restart = own_server
     before = states(ctx)
-    own_samba.pause()
+    server.pause()
     check_offline_within(ctx, 15)
     refused = run_scan(ctx, "nas")
     assert refused["status"] == "failed" and "unreachable" in refused["error"]
-    own_samba.resume()
+    server.resume()
     assert source_svc.check_source(ctx, "nas")["health"]["status"] == "online"
-    own_samba.kill()
+    server.kill()
     check_offline_within(ctx, 15)
-    own_samba.start()
+    restart()
     assert states(ctx) == before
     converge(ctx)
