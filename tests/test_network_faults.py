@@ -30,7 +30,8 @@ from tests.servers import openssh, samba
 
 
 class Server(Protocol):
-    share_dir: Path
+    @property
+    def share_dir(self) -> Path: ...
 
     def url(self, sub: str = "") -> str: ...
     def pause(self) -> None: ...

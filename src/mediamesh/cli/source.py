@@ -220,7 +220,9 @@ def _read_key(key_file: Path | None) -> str | None:
     try:
         text = key_file.expanduser().read_text()
     except (OSError, UnicodeDecodeError) as exc:
-        raise fail(f"cannot read the key file {key_file}: {exc.strerror or exc}", 2) from None
+        raise fail(
+            f"cannot read the key file {key_file}: {getattr(exc, 'strerror', None) or exc}", 2
+        ) from None
     if "PRIVATE KEY" not in text:
         raise fail(f"{key_file} holds no private key (give the key, not the .pub file)", 2)
     return text
