@@ -31,6 +31,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import guard  # noqa: F401  - loopback only, in this process and those it starts
+
 HERE = Path(__file__).resolve().parent
 WORDS = [
     "wedding", "interview", "drone", "sunset", "concert", "studio", "beach", "portrait", "timelapse",

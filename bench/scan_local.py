@@ -35,6 +35,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import guard  # noqa: F401  - loopback only, in this process and those it starts
+
 HERE = Path(__file__).resolve().parent
 MEDIAMESH = [sys.executable, "-m", "mediamesh"]
 

@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import guard  # noqa: F401  - loopback only, in this process and those it starts
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # tests.servers.samba: the same server the tests use
 

@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 from urllib.parse import urlencode
 
+import guard  # noqa: F401  - loopback only, in this process and those it starts
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from api import prepare, start_server, wait_for
 

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import secrets
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -20,6 +17,7 @@ from mediamesh.catalog import Catalog
 from mediamesh.catalog.schema import metadata
 from mediamesh.config import Settings
 from mediamesh.context import Context
+from tests.guard import loopback_guard
 
 #: The tests' file trees live in the temporary folder: local sources may be there (servers that the tests
 #: start inherit it). tests/test_security_*.py check the defaults and the refusals themselves.
@@ -29,50 +27,13 @@ os.environ.setdefault("MEDIAMESH_LOCAL_ROOTS", TEST_ROOTS)
 os.environ.setdefault("MEDIAMESH_ALLOWED_HOSTS", "testserver")
 
 
-def _loopback(host: object) -> bool:
-    text = str(host).split("%")[0]
-    if text == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(text).is_loopback
-    except ValueError:
-        return False
-
-
 @pytest.fixture(autouse=True, scope="session")
 def only_loopback() -> Iterator[None]:
     """Tests talk only to this machine: a connection or a name look-up for anything but loopback fails at
-    once, whatever a test (or generated input, such as a location schemathesis invents) asks for."""
-    real_connect, real_connect_ex, real_getaddrinfo = (
-        socket.socket.connect,
-        socket.socket.connect_ex,
-        socket.getaddrinfo,
-    )
-
-    def check(sock: socket.socket, address: Any) -> None:
-        if sock.family in (socket.AF_INET, socket.AF_INET6) and not _loopback(address[0]):
-            raise ConnectionRefusedError(f"tests may only connect to loopback, not {address[0]!r}")
-
-    def connect(self: socket.socket, address: Any) -> None:
-        check(self, address)
-        real_connect(self, address)
-
-    def connect_ex(self: socket.socket, address: Any) -> int:
-        check(self, address)
-        return real_connect_ex(self, address)
-
-    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
-        if host is not None and not _loopback(host.decode() if isinstance(host, bytes) else host):
-            raise socket.gaierror(socket.EAI_NONAME, f"tests resolve only loopback names, not {host!r}")
-        return real_getaddrinfo(host, *args, **kwargs)
-
-    socket.socket.connect = connect  # type: ignore[method-assign,assignment]
-    socket.socket.connect_ex = connect_ex  # type: ignore[method-assign,assignment]
-    socket.getaddrinfo = getaddrinfo
+    once, in the test runner and in every Python process a test starts (tests/guard/loopback_guard.py)."""
+    loopback_guard.install()
     yield
-    socket.socket.connect = real_connect  # type: ignore[method-assign]
-    socket.socket.connect_ex = real_connect_ex  # type: ignore[method-assign]
-    socket.getaddrinfo = real_getaddrinfo
+    loopback_guard.uninstall()
 
 
 PG_ADMIN_URL = os.environ.get(

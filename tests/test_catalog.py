@@ -81,3 +81,21 @@ def test_the_suite_cannot_reach_beyond_loopback() -> None:
         socket.getaddrinfo("nas.example", 445)
     with socket.socket() as s, pytest.raises(ConnectionRefusedError, match="loopback"):
         s.connect(("192.0.2.1", 445))  # TEST-NET-1: documentation only, and refused before any packet
+
+
+def test_processes_the_suite_starts_cannot_reach_beyond_loopback() -> None:
+    """A server or CLI a test starts is guarded too (tests/guard/sitecustomize.py on its PYTHONPATH)."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import socket\n"
+        "try:\n"
+        "    socket.socket().connect(('192.0.2.1', 445))\n"
+        "except ConnectionRefusedError as exc:\n"
+        "    print('refused:', exc)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], check=False, capture_output=True, text=True, timeout=60
+    )
+    assert "refused: tests may only connect to loopback" in out.stdout, out
