@@ -128,3 +128,22 @@ def test_private_key_log_on_and_secrets_never_shown(
 def test_an_smb_source_takes_no_private_key(sqlite_ctx: Context, tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match="take no private key"):
         source_svc.test_location(sqlite_ctx, "smb://nas.invalid/media", private_key="x")
+
+
+def test_sources_yaml_keeps_the_key_trusted_on_first_use(
+    sqlite_ctx: Context, sshd: SshServer, folder: Path, tmp_path: Path
+) -> None:
+    """Declared without a fingerprint: the first start trusts the server's key, later starts keep it
+    (applying again must not trust whatever key the server shows then)."""
+    from mediamesh.services import bootstrap
+
+    declared = tmp_path / "sources.yaml"
+    declared.write_text(
+        f"sources:\n  - name: box\n    location: {sshd.url(folder.name)}\n"
+        f"    private_key_file: {sshd.client_key}\n"
+    )
+    assert bootstrap.apply(sqlite_ctx, declared) == [{"name": "box", "result": "added"}]
+    pinned = source_svc.show_source(sqlite_ctx, "box")["location"]
+    assert pinned.endswith(f"?fingerprint={sshd.host_key_fingerprint()}")
+    assert bootstrap.apply(sqlite_ctx, declared) == [{"name": "box", "result": "unchanged"}]
+    assert source_svc.show_source(sqlite_ctx, "box")["location"] == pinned

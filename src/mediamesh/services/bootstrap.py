@@ -4,6 +4,7 @@
       - name: nas25
         location: smb://media@192.168.0.25/media
         password_env: NAS25_PASSWORD        # or password_file: /run/secrets/nas25, or password: ...
+                                            # (SFTP: private_key_file: /run/secrets/key)
         exclude: ["Proxies/**"]
       - name: archive
         location: /mnt/archive
@@ -27,7 +28,7 @@ from mediamesh.context import Context
 from mediamesh.errors import InvalidInput, MediameshError
 from mediamesh.services import sources as svc
 
-FIELDS = "name, location, password, password_env, password_file, include, exclude, enabled"
+FIELDS = "name, location, password, password_env, password_file, private_key_file, include, exclude, enabled"
 
 
 class DeclaredSource(BaseModel):
@@ -38,6 +39,8 @@ class DeclaredSource(BaseModel):
     password: str | None = None
     password_env: str | None = None
     password_file: Path | None = None
+    #: An SFTP source's private key (a mounted secret); ``password`` is then its passphrase, if any.
+    private_key_file: Path | None = None
     include: list[str] = Field(default_factory=list)
     exclude: list[str] = Field(default_factory=list)
     enabled: bool = True
@@ -55,6 +58,14 @@ class DeclaredSource(BaseModel):
             except OSError as exc:
                 raise InvalidInput(f"source {self.name!r}: cannot read {self.password_file}: {exc}") from exc
         return self.password
+
+    def resolve_private_key(self) -> str | None:
+        if self.private_key_file is None:
+            return None
+        try:
+            return self.private_key_file.read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InvalidInput(f"source {self.name!r}: cannot read {self.private_key_file}: {exc}") from exc
 
 
 class SourcesFile(BaseModel):
@@ -89,17 +100,28 @@ def apply(ctx: Context, path: Path) -> list[dict[str, Any]]:
 
 
 def _apply_one(ctx: Context, d: DeclaredSource) -> str:
-    password = d.resolve_password()
+    password, private_key = d.resolve_password(), d.resolve_private_key()
     existing = {s["name"]: s for s in svc.list_sources(ctx)}
     current = existing.get(d.name)
     if current is None:
-        svc.add_source(ctx, d.name, d.location, d.include, d.exclude, force=True, password=password)
+        svc.add_source(
+            ctx,
+            d.name,
+            d.location,
+            d.include,
+            d.exclude,
+            force=True,
+            password=password,
+            private_key=private_key,
+        )
         if not d.enabled:
             svc.update_source(ctx, d.name, enabled=False)
         return "added"
-    wanted_location = parse_location(d.location).display
+    wanted = parse_location(d.location)
     changes: dict[str, Any] = {}
-    if wanted_location != current["location"]:
+    # A location declared without a host key is the stored one that trusted a key on first use: the same,
+    # or every start would trust whatever key the server shows then.
+    if svc.source_kind(wanted.kind).pin(wanted.display, current["identity"]) != current["location"]:
         changes["location"] = d.location
     if d.include != current["include"]:
         changes["include"] = d.include
@@ -107,8 +129,8 @@ def _apply_one(ctx: Context, d: DeclaredSource) -> str:
         changes["exclude"] = d.exclude
     if d.enabled != current["enabled"]:
         changes["enabled"] = d.enabled
-    if password is not None and not svc.password_matches(ctx, d.name, password):
-        changes["password"] = password
+    if not svc.secret_matches(ctx, d.name, password=password, private_key=private_key):
+        changes.update(password=password, private_key=private_key)
     if not changes:
         return "unchanged"
     svc.update_source(ctx, d.name, force=True, **changes)

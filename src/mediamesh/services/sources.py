@@ -503,10 +503,15 @@ def update_source(
         return public(conn, find_source(conn, row.id))
 
 
-def password_matches(ctx: Context, id_or_name: str, password: str) -> bool:
+def secret_matches(
+    ctx: Context, id_or_name: str, password: str | None = None, private_key: str | None = None
+) -> bool:
+    """Whether the stored credentials are these (a credential not given is not compared)."""
     with ctx.catalog.read() as conn:
         row = find_source(conn, id_or_name)
-    return bool((secret_of(ctx, row) or {}).get("password") == password)
+    stored = secret_of(ctx, row) or {}
+    given = {"password": password, "private_key": private_key}
+    return all(stored.get(k) == v for k, v in given.items() if v is not None)
 
 
 def set_mounted(ctx: Context, id_or_name: str, mounted: bool) -> dict[str, Any]:
