@@ -15,11 +15,14 @@ needed=(
   "chromium:chromium"
   "sshd:openssh-server"
   "ssh:openssh-client"
+  "ganesha.nfsd:nfs-ganesha"
 )
+# nfs-ganesha's backend for local folders (a library, no command of its own).
+ls /usr/lib/*/ganesha/libfsalvfs.so >/dev/null 2>&1 || missing_vfs=nfs-ganesha-vfs
 # Headers the smb-fast extra (pysmbc) builds against.
 pkg-config --exists smbclient 2>/dev/null || missing_dev=libsmbclient-dev
 if [ "${1:-}" = "bench" ]; then
-  needed+=("smbclient:smbclient" "rclone:rclone" "wrk:wrk")
+  needed+=("smbclient:smbclient" "rclone:rclone" "wrk:wrk" "nfs-ls:libnfs-utils")
 fi
 
 missing=()
@@ -28,6 +31,7 @@ for pair in "${needed[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || missing+=("$pkg")
 done
 [ -n "${missing_dev:-}" ] && missing+=("$missing_dev")
+[ -n "${missing_vfs:-}" ] && missing+=("$missing_vfs")
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 echo "Installing Debian packages: ${missing[*]}"

@@ -145,3 +145,13 @@ def sshd() -> Iterator[object]:
     yield server
     server.stop()
     shutil.rmtree(server.workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def ganesha(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A private nfs-ganesha (NFSv4) on a free port of 127.0.0.1, for the whole session."""
+    from tests.servers.ganesha import GaneshaServer
+
+    server = GaneshaServer(tmp_path_factory.mktemp("ganesha")).start()
+    yield server
+    server.stop()

@@ -1,5 +1,5 @@
 """A NAS that hangs (SIGSTOP) or crashes (SIGKILL) while it is scanned, or while idle: the same faults
-for every network kind, against its real server (smbd, OpenSSH's sshd).
+for every network kind, against its real server (smbd, OpenSSH's sshd, nfs-ganesha).
 
 Pass: the scan ends `interrupted` within 30 s and no known file changes state; a health check says
 `offline` within 15 s; once the server is back the source is `online` again and a rescan converges with
@@ -26,7 +26,7 @@ from mediamesh.services import sources as source_svc
 from mediamesh.services.scans import run_scan
 from tests.conftest import make_settings, write
 from tests.helpers import rows
-from tests.servers import openssh, samba
+from tests.servers import ganesha, openssh, samba
 
 
 class Server(Protocol):
@@ -40,7 +40,7 @@ class Server(Protocol):
     def stop(self) -> None: ...
 
 
-@pytest.fixture(params=["smb", "sftp"])
+@pytest.fixture(params=["smb", "sftp", "nfs"])
 def own_server(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> Iterator[tuple[Server, str, Callable[[], None]]]:
@@ -49,6 +49,10 @@ def own_server(
         smbd = samba.SambaServer(tmp_path / "samba").start()
         yield smbd, samba.PASSWORD, lambda: smbd.wait_ready() if smbd.start(reset_password=False) else None
         smbd.stop()
+    elif request.param == "nfs":
+        nfsd = ganesha.GaneshaServer(tmp_path / "ganesha").start()
+        yield nfsd, "", lambda: nfsd.wait_ready() if nfsd.start() else None
+        nfsd.stop()
     else:
         sshd = openssh.SshServer().start()  # in a folder of its own: its user must be able to enter it
         yield sshd, openssh.PASSWORD, lambda: sshd.wait_ready() if sshd.start() else None
@@ -63,7 +67,7 @@ def nas(tmp_path: Path, own_server: tuple[Server, str, Callable[[], None]]) -> I
     for i in range(200):
         write(share / f"old{i % 10}" / f"f{i}.jpg", 2000)
     ctx = Context(make_settings(tmp_path))
-    source_svc.add_source(ctx, "nas", server.url(share.name), password=password)
+    source_svc.add_source(ctx, "nas", server.url(share.name), password=password or None)
     assert run_scan(ctx, "nas")["files_new"] == 200
     for i in range(3000):  # a second scan long enough to be cut in the middle
         write(share / f"new{i % 30}" / f"g{i}.jpg", 2000)

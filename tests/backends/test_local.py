@@ -57,7 +57,7 @@ def test_parse_local_locations(text: str, path: str) -> None:
     assert (loc.kind, loc.display) == ("local", path)
 
 
-@pytest.mark.parametrize("text", ["", "relative/path", "file://otherhost/x", "ftp://x/y", "sftp://nas/x"])
+@pytest.mark.parametrize("text", ["", "relative/path", "file://otherhost/x", "ftp://x/y", "ftp://nas/x"])
 def test_parse_rejects_bad_locations(text: str) -> None:
     with pytest.raises(InvalidInput):
         parse_location(text)

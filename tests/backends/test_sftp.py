@@ -212,3 +212,22 @@ def test_sftp_locations(url: str, display: str) -> None:
 def test_bad_sftp_locations(url: str) -> None:
     with pytest.raises(InvalidInput):
         parse_location(url)
+
+
+def test_closing_a_backend_ends_its_thread(sshd: SshServer) -> None:
+    """Each backend runs an event loop on a thread; a closed one must not leave it behind (the server
+    replaces a source's backend whenever the source changes)."""
+    import threading
+
+    def loops() -> int:
+        return sum(t.name.startswith("mediamesh-sftp") for t in threading.enumerate())
+
+    before = loops()
+    for _ in range(5):
+        backend = _backend(sshd, "")
+        assert backend.stat("").kind is EntryKind.DIR
+        backend.close()
+    assert loops() == before
+    backend = _backend(sshd, "")
+    backend.close()  # never used: nothing to stop
+    assert loops() == before

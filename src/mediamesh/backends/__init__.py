@@ -27,6 +27,8 @@ class Location:
 
 def kind_of(name: str) -> BackendKind:
     kind = registry.get(name)
+    if kind is None and (missing := registry.unavailable(name)):
+        raise InvalidInput(f"{name} sources cannot be used on this machine: {missing}")
     if kind is None:
         raise InvalidInput(f"unknown kind of source {name!r}: use one of {', '.join(kind_names())}")
     return kind
@@ -47,6 +49,8 @@ def parse_location(location: str) -> Location:
         raise InvalidInput("a source location is required")
     scheme = "file" if text.startswith("/") else urlsplit(text).scheme
     kind = registry.for_scheme(scheme) if scheme else None
+    if kind is None and scheme and (missing := registry.unavailable(scheme)):
+        raise InvalidInput(f"{scheme} sources cannot be used on this machine: {missing}")
     if kind is None:
         raise InvalidInput(f"unrecognised source location {location!r}: use {_usage()}")
     try:

@@ -26,6 +26,7 @@ KIND_MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
     "local": ("mediamesh.backends.local", ("file",)),
     "smb": ("mediamesh.backends.smb", ("smb",)),
     "sftp": ("mediamesh.backends.sftp", ("sftp",)),
+    "nfs": ("mediamesh.backends.nfs", ("nfs",)),
 }
 
 
@@ -112,6 +113,7 @@ class _Registry:
     def __init__(self) -> None:
         self._by_name: dict[str, BackendKind] = {}
         self._by_scheme: dict[str, BackendKind] = {}
+        self._missing: dict[str, str] = {}
         self._lock = threading.Lock()
 
     def register(self, kind: BackendKind) -> None:
@@ -123,8 +125,19 @@ class _Registry:
                 self._by_scheme[scheme] = kind
 
     def _load(self, name: str) -> None:
-        if name in KIND_MODULES and name not in self._by_name:
-            importlib.import_module(KIND_MODULES[name][0])  # it registers its kind
+        if name in KIND_MODULES and name not in self._by_name and name not in self._missing:
+            try:
+                importlib.import_module(KIND_MODULES[name][0])  # it registers its kind
+            except ImportError as exc:  # a client library without a build for this machine (nfs-rs)
+                self._missing[name] = f"{exc.name or exc} is not installed for this machine"
+
+    def unavailable(self, scheme_or_name: str) -> str | None:
+        """Why a built-in kind cannot be used here (its client library is missing), or None."""
+        for name, (_, schemes) in KIND_MODULES.items():
+            if scheme_or_name == name or scheme_or_name in schemes:
+                self._load(name)
+                return self._missing.get(name)
+        return None
 
     def kinds(self) -> list[BackendKind]:
         for name in KIND_MODULES:
@@ -149,3 +162,4 @@ register = _registry.register
 kinds = _registry.kinds
 get = _registry.get
 for_scheme = _registry.for_scheme
+unavailable = _registry.unavailable

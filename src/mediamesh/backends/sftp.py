@@ -213,6 +213,7 @@ class SftpBackend(Backend):
         self._private_key: str | None = secret.get("private_key")
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
         self._conn: asyncssh.SSHClientConnection | None = None
         self._sftp: asyncssh.SFTPClient | None = None
         self._connecting: asyncio.Lock | None = None
@@ -230,7 +231,7 @@ class SftpBackend(Backend):
                     target=loop.run_forever, name=f"mediamesh-sftp-{self.options.host}", daemon=True
                 )
                 thread.start()
-                self._loop = loop
+                self._loop, self._thread = loop, thread
             return self._loop
 
     def _run(self, path: str, make: Callable[[], Coroutine[Any, Any, T]], timeout: float | None = None) -> T:
@@ -483,19 +484,29 @@ class SftpBackend(Backend):
         return cast(_SftpFile, fh).close_and_stat()
 
     def close(self) -> None:
-        conn, self._conn, self._sftp = self._conn, None, None
-        if conn is None or self._loop is None:
+        """Say goodbye to the server, then stop the backend's event loop and its thread (a later use
+        starts both again)."""
+        with self._lock:
+            loop, thread, self._loop, self._thread = self._loop, self._thread, None, None
+            conn, self._conn, self._sftp, self._connecting = self._conn, None, None, None
+        if loop is None:
             return
+        if conn is not None:
 
-        async def bye() -> None:
-            conn.close()
-            await conn.wait_closed()
+            async def bye() -> None:
+                conn.close()
+                await conn.wait_closed()
 
-        future = asyncio.run_coroutine_threadsafe(asyncio.wait_for(bye(), self.options.timeout), self._loop)
-        try:
-            future.result(self.options.timeout + 1)
-        except (asyncssh.Error, OSError, TimeoutError, cf.TimeoutError):
-            conn.abort()
+            future = asyncio.run_coroutine_threadsafe(asyncio.wait_for(bye(), self.options.timeout), loop)
+            try:
+                future.result(self.options.timeout + 1)
+            except (asyncssh.Error, OSError, TimeoutError, cf.TimeoutError):
+                loop.call_soon_threadsafe(conn.abort)
+        loop.call_soon_threadsafe(loop.stop)
+        if thread is not None:
+            thread.join(self.options.timeout)
+        if not loop.is_running():
+            loop.close()
 
 
 class _SftpFile:
