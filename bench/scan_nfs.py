@@ -77,7 +77,7 @@ def main() -> None:
         def hash_all() -> None:
             for name in large:
                 with backend.open(name) as fh:
-                    _, read = hash_stream(fh)
+                    _, read = hash_stream(fh, backend.read_size)
                     assert read == (server.share_dir / name).stat().st_size
 
         def nfs_cat() -> None:
@@ -85,8 +85,9 @@ def main() -> None:
                 with open(os.devnull, "wb") as null:
                     subprocess.run(["nfs-cat", libnfs.format(name)], stdout=null, check=True)
 
-        ours = best(2, hash_all)
-        theirs = best(2, nfs_cat)
+        hash_all()  # the server's page cache warm for both sides
+        ours = best(3, hash_all)
+        theirs = best(3, nfs_cat)
         rows.append(
             ("read + hash large (MB/s)", f"{total / ours / 1e6:,.0f}", f"nfs-cat {total / theirs / 1e6:,.0f}",
              f"{theirs / ours:.2f}x", ">= 0.8x")

@@ -414,3 +414,44 @@ def test_adding_an_smb_share_explains_a_wrong_password_and_keeps_the_stored_one(
     expect(page.get_by_role("button", name="Unmount")).to_be_visible()
     assert w.errors == []
     context.close()
+
+
+def test_adding_an_sftp_folder_with_a_key_shows_the_host_key_it_trusts(
+    server: Server, browser: Browser, sshd: Any
+) -> None:
+    from tests.servers.openssh import USER
+
+    folder = sshd.share_dir / "ui-sftp"
+    h264_mp4(folder / "clip.mp4", seconds=1.0)
+    for path in (folder, *folder.rglob("*")):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    context = browser.new_context(base_url=server.base)
+    w = Watched(context.new_page())
+    page = w.page
+    page.goto("/sign-in")
+    page.get_by_label("Token").fill(server.admin_token)
+    page.get_by_role("button", name="Sign in").click()
+    page.goto("/sources/new")
+    page.get_by_role("link", name="SFTP folder").click()
+    page.get_by_label("Name").fill("box")
+    page.get_by_label("Host", exact=True).fill("127.0.0.1")
+    page.get_by_label("Port").fill(str(sshd.port))
+    page.get_by_label("Folder", exact=True).fill(str(folder))
+    page.get_by_label("User").fill(USER)
+    page.get_by_label("Private key").fill(sshd.client_key.read_text())
+    page.get_by_role("button", name="Test connection").click()
+    result = page.locator("#location-error")
+    fingerprint = sshd.host_key_fingerprint()
+    expect(result).to_contain_text(f"host key {fingerprint}", timeout=20_000)
+    w.shot("12-sftp-host-key")
+    page.get_by_role("button", name="Add source").click()
+    expect(page.locator('article[data-source="box"] .badge')).to_have_text("online")
+    expect(page.locator('table.recent-scans tr[data-status="completed"]', has_text="box")).to_have_count(
+        1, timeout=60_000
+    )
+    # The key trusted on first use is in the stored location, and editing shows it; the key text never.
+    page.goto("/sources/box/edit")
+    expect(page.get_by_label("Host key fingerprint")).to_have_value(fingerprint)
+    assert sshd.client_key.read_text().splitlines()[1] not in page.content()
+    assert w.errors == []
+    context.close()

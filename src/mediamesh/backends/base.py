@@ -145,6 +145,9 @@ class Backend(ABC):
     """A read-only view of one source. Implementations must be safe to use from several threads."""
 
     features: Features = Features()
+    #: Bytes asked for in one read of a large file being hashed. A client that splits a read into
+    #: parallel requests (NFS: eight at a time) keeps more of them in flight with more.
+    read_size: int = 4 << 20
 
     @abstractmethod
     def list_dir(self, path: str) -> list[Entry]:

@@ -155,6 +155,9 @@ def _entry(name: str, info: Any) -> Entry:
 
 class NfsBackend(Backend):
     features = FEATURES
+    #: nfs-rs reads eight chunks of up to 1 MiB at once: 8 MiB per call was its best (760 MB/s against
+    #: 472 with 4 MiB, on loopback ganesha).
+    read_size = 8 << 20
 
     def __init__(self, options: NfsOptions) -> None:
         self.options = options

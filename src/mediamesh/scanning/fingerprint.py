@@ -141,7 +141,7 @@ class Fingerprinter:
         remote = self.backend.content_hash(work.path, size)
         if remote is not None:
             return remote, size, 0
-        digest, read = hash_stream(fh)
+        digest, read = hash_stream(fh, self.backend.read_size)
         if read != size:
             raise FileChangedError(f"read {read} bytes of a {size}-byte file: it changed while it was read")
         return digest, read, read

@@ -80,11 +80,11 @@ def small_file_digest(fh: BinaryIO, size: int) -> Digest:
     return Digest(media_id, media_id[:32], len(data))
 
 
-def hash_stream(fh: BinaryIO) -> tuple[str, int]:
+def hash_stream(fh: BinaryIO, buffer_size: int = 4 * READ_CHUNK) -> tuple[str, int]:
     """BLAKE3 of a stream from its start: (hex digest, bytes read).
 
-    Large streams are read by a second thread into a few rotating buffers while this one hashes, so the
-    read (network or page cache) and the hash overlap; both release the GIL.
+    Large streams are read by a second thread into a few rotating buffers of ``buffer_size`` while this one
+    hashes, so the read (network or page cache) and the hash overlap; both release the GIL.
     """
     fh.seek(0)
     h = blake3.blake3(max_threads=blake3.blake3.AUTO)
@@ -96,7 +96,7 @@ def hash_stream(fh: BinaryIO) -> tuple[str, int]:
     free: queue.Queue[bytearray] = queue.Queue()
     full: queue.Queue[tuple[bytearray, int] | BaseException] = queue.Queue()
     for _ in range(3):
-        free.put(bytearray(4 * READ_CHUNK))
+        free.put(bytearray(buffer_size))
     stop = threading.Event()
 
     def reader() -> None:
