@@ -147,3 +147,14 @@ def test_sources_yaml_keeps_the_key_trusted_on_first_use(
     assert pinned.endswith(f"?fingerprint={sshd.host_key_fingerprint()}")
     assert bootstrap.apply(sqlite_ctx, declared) == [{"name": "box", "result": "unchanged"}]
     assert source_svc.show_source(sqlite_ctx, "box")["location"] == pinned
+
+
+def test_a_new_folder_on_the_same_server_keeps_its_trusted_key(
+    sqlite_ctx: Context, sshd: SshServer, folder: Path
+) -> None:
+    (folder / "sub").mkdir()
+    (folder / "sub").chmod(0o755)
+    source_svc.add_source(sqlite_ctx, "box", sshd.url(folder.name), password=PASSWORD)
+    moved = source_svc.update_source(sqlite_ctx, "box", location=sshd.url(f"{folder.name}/sub"))
+    assert moved["health"]["status"] == "online"  # the stored password was kept: same server, same key
+    assert moved["location"] == f"{sshd.url(folder.name + '/sub')}?fingerprint={sshd.host_key_fingerprint()}"

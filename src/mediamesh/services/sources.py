@@ -470,6 +470,10 @@ def update_source(
         if kind_of(loc.kind).features.local_paths and loc.display != row.location and not may_move_local:
             raise Forbidden("pointing a local source at another folder needs an admin token")
         kind, display = loc.kind, loc.display
+        # A new folder on the same server keeps the host key trusted for it (typed without one).
+        kept = kind_of(kind).pin(display, row.identity or {})
+        if credential_scope(kind, kept) == credential_scope(row.kind, row.location):
+            display = kept
         values["location"] = display
     given = _secret(row.kind, password, private_key)
     if given is not None:
