@@ -221,14 +221,15 @@ class NfsBackend(Backend):
             raise error from exc
 
     def _reset(self) -> None:
+        """Drop the client: the next request connects afresh. Saying goodbye to a hung server waits for
+        the request timeout, so it happens on a thread of its own, never on the caller's."""
         with self._lock:
             client, self._client = self._client, None
             self._open_files.clear()  # gone with the client
         if client is not None:
-            try:
-                client.close()
-            except (nfs_rs.NfsError, OSError):
-                log.debug("closing an NFS client failed", exc_info=True)
+            threading.Thread(
+                target=_close_client, args=(client,), name="mediamesh-nfs-close", daemon=True
+            ).start()
 
     def _full(self, path: str) -> tuple[str, str]:
         clean = clean_relpath(path)
@@ -297,7 +298,11 @@ class NfsBackend(Backend):
         return int(st.total_bytes), int(st.available_bytes)
 
     def close(self) -> None:
-        self._reset()
+        with self._lock:
+            client, self._client = self._client, None
+            self._open_files.clear()
+        if client is not None:
+            _close_client(client)
 
 
 #: Pauses before the retries of a request that nfs-rs says is safe to retry: ganesha answers a few
@@ -329,6 +334,13 @@ def _may_bind_privileged() -> bool:
         return bool(int(caps, 16) & (1 << 10))  # CAP_NET_BIND_SERVICE
     except (OSError, ValueError):
         return False
+
+
+def _close_client(client: nfs_rs.Client) -> None:
+    try:
+        client.close()
+    except (nfs_rs.NfsError, OSError):
+        log.debug("closing an NFS client failed", exc_info=True)
 
 
 def _close_quietly(handle: Any) -> None:
