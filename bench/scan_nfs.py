@@ -13,13 +13,11 @@ Also a first ``mediamesh scan`` of the small files, files/s.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import guard  # noqa: F401  - loopback only, in this process and those it starts
@@ -32,7 +30,7 @@ from tests.servers.ganesha import EXPORT, GaneshaServer  # noqa: E402
 from mediamesh.backends.base import BackendError  # noqa: E402
 from mediamesh.backends.nfs import NfsBackend, NfsOptions  # noqa: E402
 from mediamesh.scanning.hashing import hash_stream  # noqa: E402
-from scan_smb import best, build  # noqa: E402
+from scan_smb import best, build, print_table, scan_rows  # noqa: E402
 
 
 def main() -> None:
@@ -106,30 +104,9 @@ def main() -> None:
         )  # fmt: skip
         backend.close()
 
-        data = work / "data"
-        environ = {**os.environ, "MEDIAMESH_DATA_DIR": str(data), "MEDIAMESH_SETTLE_SECONDS": "0"}
-        cli = [sys.executable, "-m", "mediamesh"]
-        subprocess.run(
-            [*cli, "source", "add", "nas", server.url("small")], env=environ, check=True, capture_output=True
-        )
-        t0 = time.perf_counter()
-        out = subprocess.run([*cli, "scan", "nas", "--json", "--no-extract"], env=environ, check=True,
-                             capture_output=True, text=True).stdout  # fmt: skip
-        first = time.perf_counter() - t0
-        assert json.loads(out)["files_new"] == args.small, out[-500:]
-        t0 = time.perf_counter()
-        subprocess.run(
-            [*cli, "scan", "nas", "--json", "--no-extract"], env=environ, check=True, capture_output=True
-        )
-        again = time.perf_counter() - t0
-        rows.append(("first scan, small files (files/s)", f"{args.small / first:,.0f}", "-", "-", "-"))
-        rows.append(("no-change rescan (files/s)", f"{args.small / again:,.0f}", "-", "-", "-"))
+        rows.extend(scan_rows(work, server.url("small"), None, args.small))
 
-        header = ("measure", "mediamesh", "reference", "ratio", "target")
-        width = [max(len(r[i]) for r in [header, *rows]) for i in range(5)]
-        print()
-        for r in [header, tuple("-" * w for w in width), *rows]:
-            print("  ".join(cell.ljust(w) for cell, w in zip(r, width, strict=True)))
+        print_table(rows)
     finally:
         server.stop()
         shutil.rmtree(work, ignore_errors=True)

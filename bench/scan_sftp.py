@@ -13,12 +13,10 @@ bytes that crossed the link. Also a first ``mediamesh scan`` of the small files,
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import guard  # noqa: F401  - loopback only, in this process and those it starts
@@ -31,7 +29,7 @@ from tests.servers.openssh import PASSWORD, USER, SshServer  # noqa: E402
 from mediamesh.backends.base import BackendError  # noqa: E402
 from mediamesh.backends.sftp import SftpBackend, SftpOptions  # noqa: E402
 from mediamesh.scanning.hashing import hash_stream  # noqa: E402
-from scan_smb import best, build  # noqa: E402
+from scan_smb import best, build, print_table, scan_rows  # noqa: E402
 
 
 def link_bytes(port: int) -> int:
@@ -137,31 +135,9 @@ def main() -> None:
         rows.append(("  bytes over the link", f"{moved:,}", f"of {total:,} hashed", "-", "~0"))
         backend.close()
 
-        data = work / "data"
-        environ = {**os.environ, "MEDIAMESH_DATA_DIR": str(data), "MEDIAMESH_SETTLE_SECONDS": "0"}
-        cli = [sys.executable, "-m", "mediamesh"]
-        subprocess.run(
-            [*cli, "source", "add", "box", server.url("small"), "--password-stdin"],
-            input=PASSWORD + "\n", text=True, env=environ, check=True, capture_output=True,
-        )  # fmt: skip
-        t0 = time.perf_counter()
-        out = subprocess.run([*cli, "scan", "box", "--json", "--no-extract"], env=environ, check=True,
-                             capture_output=True, text=True).stdout  # fmt: skip
-        first = time.perf_counter() - t0
-        assert json.loads(out)["files_new"] == args.small, out[-500:]
-        t0 = time.perf_counter()
-        subprocess.run(
-            [*cli, "scan", "box", "--json", "--no-extract"], env=environ, check=True, capture_output=True
-        )
-        again = time.perf_counter() - t0
-        rows.append(("first scan, small files (files/s)", f"{args.small / first:,.0f}", "-", "-", "-"))
-        rows.append(("no-change rescan (files/s)", f"{args.small / again:,.0f}", "-", "-", "-"))
+        rows.extend(scan_rows(work, server.url("small"), PASSWORD, args.small))
 
-        header = ("measure", "mediamesh", "reference", "ratio", "target")
-        width = [max(len(r[i]) for r in [header, *rows]) for i in range(5)]
-        print()
-        for r in [header, tuple("-" * w for w in width), *rows]:
-            print("  ".join(cell.ljust(w) for cell, w in zip(r, width, strict=True)))
+        print_table(rows)
     finally:
         server.stop()
         shutil.rmtree(work, ignore_errors=True)

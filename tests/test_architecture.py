@@ -174,7 +174,7 @@ def test_the_architecture_page_lists_modules_that_exist() -> None:
 
 def test_adding_a_kind_is_one_registration() -> None:
     """Everything outside backends/ learns kinds from the registry: no module names a kind literally."""
-    literal = re.compile(r"""(?:kind|row\.kind|loc\.kind)\s*[!=]=\s*["'](?:local|smb)["']""")
+    literal = re.compile(r"""(?:kind|row\.kind|loc\.kind)\s*[!=]=\s*["'](?:local|smb|sftp|nfs)["']""")
     offenders = [
         str(p.relative_to(SRC))
         for p in SRC.rglob("*")
@@ -184,6 +184,6 @@ def test_adding_a_kind_is_one_registration() -> None:
         and literal.search(p.read_text())
     ]
     assert not offenders, f"these decide by a kind's name instead of the registry: {offenders}"
-    assert {k.name for k in registry.kinds()} >= {"local", "smb"}
+    assert {k.name for k in registry.kinds()} >= {"local", "smb", "sftp", "nfs"}
     for kind in registry.kinds():
         assert kind.example and kind.options and kind.title

@@ -73,10 +73,6 @@ def credential_scope(kind: str, location: str) -> tuple[Any, ...]:
     return (kind, *kind_of(kind).credential_scope(location))
 
 
-def takes_secret(kind: str) -> bool:
-    return bool(kind_of(kind).secret_options)
-
-
 def features_of(kind: str, stored: Mapping[str, Any] | None = None) -> Features:
     """A source's features as recorded with it at registration, else its kind's."""
     base = kind_of(kind).features

@@ -17,7 +17,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Self
 
 
 class BackendError(Exception):
@@ -139,6 +139,31 @@ def join(parent: str, name: str) -> str:
 
 def parent_of(path: str) -> str:
     return posixpath.dirname(path)
+
+
+class ReadOnlyFile:
+    """What every backend's open file shares: no writing, a context manager, ``readinto`` from ``read``
+    (a subclass with a cheaper one overrides it). Subclasses give ``read``, ``seek``, ``tell``, ``close``."""
+
+    def read(self, size: int = -1) -> bytes:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def write(self, _: bytes) -> int:
+        raise PermissionError("sources are read-only")
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 class Backend(ABC):

@@ -43,10 +43,12 @@ from mediamesh.backends.base import (
     NotADirectoryError_,
     NotFoundError,
     PermissionDeniedError,
+    ReadOnlyFile,
     UnreachableError,
     clean_relpath,
 )
 from mediamesh.backends.registry import BackendKind, Option, register
+from mediamesh.backends.urls import authority, port_of, shown_host
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -81,10 +83,7 @@ class NfsOptions:
             raise ValueError("an NFS location looks like nfs://host[:port]/export[/sub/path]")
         if parts.username is not None or parts.password is not None:
             raise ValueError("NFS takes no user name or password (AUTH_SYS: give ?uid=N&gid=N)")
-        try:
-            port = parts.port or DEFAULT_PORT
-        except ValueError as exc:
-            raise ValueError(f"invalid port in {url!r}") from exc
+        port = port_of(parts, DEFAULT_PORT, url)
         try:
             path = clean_relpath(unquote(parts.path).lstrip("/"))
         except InvalidPathError as exc:
@@ -109,7 +108,7 @@ class NfsOptions:
     @property
     def display(self) -> str:
         port = f":{self.port}" if self.port != DEFAULT_PORT else ""
-        host = f"[{self.host}]" if ":" in self.host else self.host
+        host = shown_host(self.host)
         query = [f"{k}={v}" for k, v in (("uid", self.uid), ("gid", self.gid)) if v is not None]
         if self.version != VERSIONS[0]:
             query.append(f"version={self.version}")
@@ -182,10 +181,9 @@ class NfsBackend(Backend):
 
     def _connect(self, mount: str) -> nfs_rs.Client:
         o = self.options
-        host = f"[{o.host}]" if ":" in o.host else o.host
         try:
             return nfs_rs.Client.connect(
-                f"nfs://{host}:{o.port}/{quote(mount, safe='/')}",
+                f"nfs://{shown_host(o.host)}:{o.port}/{quote(mount, safe='/')}",
                 versions=[o.version],
                 uid=o.uid,
                 gid=o.gid,
@@ -348,7 +346,7 @@ def _close_quietly(handle: Any) -> None:
         handle.close()
 
 
-class _NfsFile:
+class _NfsFile(ReadOnlyFile):
     """A reader of an open NFS file (shared with other readers): read-only, at its own offset, NFS errors
     turned into backend errors."""
 
@@ -393,19 +391,10 @@ class _NfsFile:
     def tell(self) -> int:
         return self._offset
 
-    def write(self, _: bytes) -> int:
-        raise PermissionError("sources are read-only")
-
     def close(self) -> None:
         if not self._closed:
             self._closed = True
             self._backend._release(self._full, self._handle)
-
-    def __enter__(self) -> _NfsFile:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 # -- registration -------------------------------------------------------------------------------------------
@@ -429,14 +418,8 @@ def _compose(fields: Mapping[str, str]) -> str:
     export = fields.get("export", "").strip().strip("/")
     if not host or not export:
         raise ValueError("an NFS export needs a host and the export's path")
-    if any(c in host for c in "/@?#"):
-        raise ValueError(f"invalid host {host!r}")
-    port = fields.get("port", "").strip()
-    if port and not port.isdecimal():
-        raise ValueError(f"invalid port {port!r}")
     query = [f"{k}={fields[k].strip()}" for k in ("uid", "gid") if fields.get(k, "").strip()]
-    host = f"[{host}]" if ":" in host and not host.startswith("[") else host
-    location = f"nfs://{host}{':' + port if port else ''}/{quote(export, safe='/')}"
+    location = f"nfs://{authority(fields, user=False)}/{quote(export, safe='/')}"
     return location + ("?" + "&".join(query) if query else "")
 
 

@@ -51,10 +51,12 @@ from mediamesh.backends.base import (
     NotADirectoryError_,
     NotFoundError,
     PermissionDeniedError,
+    ReadOnlyFile,
     UnreachableError,
     clean_relpath,
 )
 from mediamesh.backends.registry import BackendKind, Option, register
+from mediamesh.backends.urls import authority, port_of, shown_host
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -100,10 +102,7 @@ class SftpOptions:
             raise ValueError("an SFTP location looks like sftp://[user@]host[:port]/absolute/path")
         if parts.password is not None:
             raise ValueError("put no password in an SFTP location; give it separately (--password-stdin)")
-        try:
-            port = parts.port or DEFAULT_PORT
-        except ValueError as exc:
-            raise ValueError(f"invalid port in {url!r}") from exc
+        port = port_of(parts, DEFAULT_PORT, url)
         raw = unquote(parts.path)
         if not raw:
             raise ValueError("an SFTP location needs the folder's absolute path: sftp://host/volume1/video")
@@ -127,9 +126,8 @@ class SftpOptions:
     def display(self) -> str:
         user = f"{quote(self.username, safe='')}@" if self.username else ""
         port = f":{self.port}" if self.port != DEFAULT_PORT else ""
-        host = f"[{self.host}]" if ":" in self.host else self.host
         pin = f"?fingerprint={self.fingerprint}" if self.fingerprint else ""
-        return f"sftp://{user}{host}{port}{quote(self.path, safe='/')}{pin}"
+        return f"sftp://{user}{shown_host(self.host)}{port}{quote(self.path, safe='/')}{pin}"
 
 
 def check_fingerprint(text: str) -> str:
@@ -509,7 +507,7 @@ class SftpBackend(Backend):
             loop.close()
 
 
-class _SftpFile:
+class _SftpFile(ReadOnlyFile):
     """An open remote file: read-only, the offset kept here (every READ names its offset)."""
 
     def __init__(self, backend: SftpBackend, handle: asyncssh.SFTPClientFile, path: str, size: int) -> None:
@@ -535,11 +533,6 @@ class _SftpFile:
         self._offset += len(data)
         return data
 
-    def readinto(self, buffer: Any) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
     def seek(self, offset: int, whence: int = 0) -> int:
         if whence == 0:
             self._offset = offset
@@ -551,9 +544,6 @@ class _SftpFile:
 
     def tell(self) -> int:
         return self._offset
-
-    def write(self, _: bytes) -> int:
-        raise PermissionError("sources are read-only")
 
     def close_and_stat(self) -> tuple[int, int]:
         """Close the file, asking the server first for its size and time as they are now (FSTAT)."""
@@ -584,12 +574,6 @@ class _SftpFile:
 
         asyncio.run_coroutine_threadsafe(shut(), loop)  # never waits on a hung server
 
-    def __enter__(self) -> _SftpFile:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
 
 # -- registration -------------------------------------------------------------------------------------------
 def _parse(text: str) -> str:
@@ -612,19 +596,11 @@ def _compose(fields: Mapping[str, str]) -> str:
     folder = fields.get("folder", "").strip()
     if not host or not folder:
         raise ValueError("an SFTP folder needs a host and the folder's absolute path")
-    if any(c in host for c in "/@?#"):
-        raise ValueError(f"invalid host {host!r}")
     if not folder.startswith("/"):
         raise ValueError(f"give the folder's absolute path (/home/ana/Videos), not {folder!r}")
-    port = fields.get("port", "").strip()
-    if port and not port.isdecimal():
-        raise ValueError(f"invalid port {port!r}")
-    user = fields.get("user", "").strip()
     fingerprint = fields.get("fingerprint", "").strip()
     pin = f"?fingerprint={check_fingerprint(fingerprint)}" if fingerprint else ""
-    host = f"[{host}]" if ":" in host and not host.startswith("[") else host
-    at = f"{quote(user, safe='')}@" if user else ""
-    return f"sftp://{at}{host}{':' + port if port else ''}{quote(folder, safe='/')}{pin}"
+    return f"sftp://{authority(fields)}{quote(folder, safe='/')}{pin}"
 
 
 def _scope(location: str) -> tuple[Any, ...]:

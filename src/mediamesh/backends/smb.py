@@ -61,12 +61,14 @@ from mediamesh.backends.base import (
     NotADirectoryError_,
     NotFoundError,
     PermissionDeniedError,
+    ReadOnlyFile,
     UnreachableError,
     clean_relpath,
 )
 from mediamesh.backends.registry import BackendKind, Option, register
 from mediamesh.backends.smb_fast import AVAILABLE as FAST_AVAILABLE
 from mediamesh.backends.smb_fast import LibSmbFile, LibSmbReader
+from mediamesh.backends.urls import authority, port_of, shown_host
 
 log = logging.getLogger(__name__)
 DEFAULT_PORT = 445
@@ -103,10 +105,7 @@ class SmbOptions:
         segments = [unquote(s) for s in parts.path.split("/") if s]
         if not segments:
             raise ValueError("an SMB location needs a share: smb://host/share")
-        try:
-            port = parts.port or DEFAULT_PORT
-        except ValueError as exc:
-            raise ValueError(f"invalid port in {url!r}") from exc
+        port = port_of(parts, DEFAULT_PORT, url)
         sub = clean_relpath("/".join(segments[1:]))
         if "\\" in sub:
             raise ValueError("an SMB location cannot contain '\\' (use '/' between folders)")
@@ -119,8 +118,7 @@ class SmbOptions:
         user = f"{self.username}@" if self.username else ""
         port = f":{self.port}" if self.port != DEFAULT_PORT else ""
         sub = f"/{self.subpath}" if self.subpath else ""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"smb://{user}{host}{port}/{self.share}{sub}"
+        return f"smb://{user}{shown_host(self.host)}{port}/{self.share}{sub}"
 
 
 def _translate(exc: BaseException, path: str) -> BackendError:
@@ -374,7 +372,7 @@ def _kind(attributes: int) -> EntryKind:
     return EntryKind.DIR if attributes & FILE_ATTRIBUTE_DIRECTORY else EntryKind.FILE
 
 
-class _SmbFile:
+class _SmbFile(ReadOnlyFile):
     """An open SMB file: read-only, SMB errors turned into backend errors."""
 
     def __init__(self, raw: SMBRawIO, path: str) -> None:
@@ -399,32 +397,18 @@ class _SmbFile:
         except (SMBException, OSError, ValueError) as exc:
             raise _translate(exc, self._path) from exc
 
-    def readinto(self, buffer: Any) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
     def seek(self, offset: int, whence: int = 0) -> int:
         return int(self._raw.seek(offset, whence))
 
     def tell(self) -> int:
         return int(self._raw.tell())
 
-    def write(self, _: bytes) -> int:
-        raise PermissionError("sources are read-only")
-
     def close(self) -> None:
         with contextlib.suppress(SMBException, OSError, ValueError):
             self._raw.close()  # a handle gone with its connection has nothing left to release
 
-    def __enter__(self) -> _SmbFile:
-        return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class _FastSmbFile:
+class _FastSmbFile(ReadOnlyFile):
     """A large file read through libsmbclient; its final state is asked of smbprotocol (one stat)."""
 
     def __init__(self, handle: LibSmbFile, backend: SmbBackend, path: str) -> None:
@@ -444,9 +428,6 @@ class _FastSmbFile:
     def tell(self) -> int:
         return self._handle.tell()
 
-    def write(self, _: bytes) -> int:
-        raise PermissionError("sources are read-only")
-
     def close_and_stat(self) -> tuple[int, int]:
         self._handle.close()
         entry = self._backend.stat(self._path)
@@ -454,12 +435,6 @@ class _FastSmbFile:
 
     def close(self) -> None:
         self._handle.close()
-
-    def __enter__(self) -> _FastSmbFile:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 # -- registration -------------------------------------------------------------------------------------------
@@ -485,17 +460,9 @@ def _compose(fields: Mapping[str, str]) -> str:
     host, share = fields.get("host", "").strip(), fields.get("share", "").strip()
     if not host or not share:
         raise ValueError("an SMB share needs a host and a share name")
-    if any(c in host for c in "/@?#"):  # a host name or an address, nothing that reshapes the URL
-        raise ValueError(f"invalid host {host!r}")
-    port = fields.get("port", "").strip()
-    if port and not port.isdecimal():
-        raise ValueError(f"invalid port {port!r}")
-    user = fields.get("user", "").strip()
     folder = [s for s in fields.get("folder", "").strip().split("/") if s]
     path = "/".join(quote(s, safe="") for s in [share, *folder])
-    host = f"[{host}]" if ":" in host and not host.startswith("[") else host
-    at = f"{quote(user, safe='')}@" if user else ""
-    return f"smb://{at}{host}{':' + port if port else ''}/{path}"
+    return f"smb://{authority(fields)}/{path}"
 
 
 def _scope(location: str) -> tuple[Any, ...]:

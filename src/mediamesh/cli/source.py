@@ -76,8 +76,8 @@ def add(
     name: str = typer.Argument(..., help="Unique name: lowercase letters, digits, '.', '_', '-'."),
     location: str = typer.Argument(
         ...,
-        help="/abs/path, file:///abs/path, smb://[user@]host[:port]/share[/sub] or "
-        "sftp://[user@]host[:port]/abs/path.",
+        help="/abs/path, file:///abs/path, smb://[user@]host[:port]/share[/sub], "
+        "sftp://[user@]host[:port]/abs/path or nfs://host[:port]/export[/sub].",
     ),
     include: list[str] = typer.Option([], "--include", help="Only index files matching this glob (repeat)."),
     exclude: list[str] = typer.Option([], "--exclude", help="Never index what matches this glob (repeat)."),
