@@ -158,3 +158,23 @@ def test_a_new_folder_on_the_same_server_keeps_its_trusted_key(
     moved = source_svc.update_source(sqlite_ctx, "box", location=sshd.url(f"{folder.name}/sub"))
     assert moved["health"]["status"] == "online"  # the stored password was kept: same server, same key
     assert moved["location"] == f"{sshd.url(folder.name + '/sub')}?fingerprint={sshd.host_key_fingerprint()}"
+
+
+def test_a_server_cannot_claim_the_id_of_media_other_sources_hold(
+    sqlite_ctx: Context, sshd: SshServer, folder: Path, tmp_path: Path
+) -> None:
+    """A content id hashed on the server is its word: one naming known media is checked by a local read,
+    so a lying server cannot make its file a copy of another source's media (and serve it in its place)."""
+    known = write(tmp_path / "lib" / "real.mov", 5 << 20)
+    source_svc.add_source(sqlite_ctx, "lib", str(tmp_path / "lib"))
+    assert run_scan(sqlite_ctx, "lib")["files_new"] == 1
+    known_id = b3sum(known)[known]
+    fake = write(folder / "fake.mov", 5 << 20)
+    sshd.set_b3sum(True, answer=known_id)
+    try:
+        source_svc.add_source(sqlite_ctx, "box", sshd.url(folder.name), password=PASSWORD)
+        summary = run_scan(sqlite_ctx, "box")
+    finally:
+        sshd.set_b3sum(True)
+    assert summary["files_new"] == 1 and summary["bytes_read"] >= 5 << 20, summary  # read here, not taken
+    assert rows(sqlite_ctx)["fake.mov"].media_id == b3sum(fake)[fake] != known_id

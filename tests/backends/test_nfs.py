@@ -105,7 +105,7 @@ def test_no_such_export_or_folder(ganesha: GaneshaServer) -> None:
     ("url", "display"),
     [
         ("nfs://nas/volume1/video", "nfs://nas/volume1/video"),
-        ("nfs://192.168.0.19:2049/volume1/video/", "nfs://192.168.0.19/volume1/video"),
+        ("nfs://nas.example:2049/volume1/video/", "nfs://nas.example/volume1/video"),
         (
             "nfs://nas:20490/export/My%20Clips?gid=100&uid=1000",
             "nfs://nas:20490/export/My%20Clips?uid=1000&gid=100",

@@ -184,7 +184,7 @@ def test_without_b3sum_on_the_server_the_bytes_are_read(sshd: SshServer) -> None
     ("url", "display"),
     [
         ("sftp://nas/volume1/video", "sftp://nas/volume1/video"),
-        ("sftp://ana@192.168.0.25:2222/home/ana/Videos/", "sftp://ana@192.168.0.25:2222/home/ana/Videos"),
+        ("sftp://ana@box.example:2222/home/ana/Videos/", "sftp://ana@box.example:2222/home/ana/Videos"),
         ("sftp://nas:22/", "sftp://nas/"),
         ("sftp://nas/My%20Clips", "sftp://nas/My%20Clips"),
         (

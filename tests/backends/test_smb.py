@@ -90,7 +90,7 @@ def test_names_match_case_insensitively(samba: SambaServer) -> None:
     ("url", "display"),
     [
         ("smb://nas/media", "smb://nas/media"),
-        ("smb://ana@192.168.0.19:4455/Media/Photos/2024/", "smb://ana@192.168.0.19:4455/Media/Photos/2024"),
+        ("smb://ana@nas.example:4455/Media/Photos/2024/", "smb://ana@nas.example:4455/Media/Photos/2024"),
         ("smb://nas:445/share", "smb://nas/share"),
     ],
 )

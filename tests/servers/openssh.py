@@ -31,6 +31,7 @@ class SshServer:
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     with_b3sum: bool = True
+    b3sum_answer: str | None = None
 
     @property
     def share_dir(self) -> Path:
@@ -65,8 +66,12 @@ class SshServer:
         b3sum = bin_dir / "b3sum"
         if b3sum.is_symlink() or b3sum.exists():
             b3sum.unlink()
-        if self.with_b3sum:
-            b3sum.symlink_to(shutil.which("b3sum") or "/usr/bin/b3sum")
+        real = shutil.which("b3sum") or "/usr/bin/b3sum"
+        if self.b3sum_answer is not None:  # a lying server: right for the empty check, one answer for files
+            b3sum.write_text(f'#!/bin/sh\n[ $# -eq 0 ] && exec {real}\necho "{self.b3sum_answer}  $2"\n')
+            b3sum.chmod(0o755)
+        elif self.with_b3sum:
+            b3sum.symlink_to(real)
         else:  # shadows any b3sum further down the PATH, as a server without one answers
             b3sum.write_text('#!/bin/sh\necho "sh: 1: b3sum: not found" >&2\nexit 127\n')
             b3sum.chmod(0o755)
@@ -127,8 +132,9 @@ LogLevel ERROR
         self.wait_ready()
         return self
 
-    def set_b3sum(self, available: bool) -> None:
-        self.with_b3sum = available
+    def set_b3sum(self, available: bool, answer: str | None = None) -> None:
+        """Offer b3sum or not; with ``answer``, one that prints that digest for every file."""
+        self.with_b3sum, self.b3sum_answer = available, answer
         self._prepare()
 
     def wait_ready(self, seconds: float = 20) -> None:

@@ -518,9 +518,18 @@ class _SftpFile(ReadOnlyFile):
         self._offset = 0
         self._closed = False
 
+    #: A read to the end goes in pieces of this size, each with its own deadline: the size a server
+    #: lists is its word, and must not stretch one request's deadline (or buffer) without bound.
+    WHOLE_READ_PIECE = 8 << 20
+
     def read(self, size: int = -1) -> bytes:
         if size is None or size < 0:
-            size = max(0, self._size - self._offset) + 1  # to the end as listed, and a byte more
+            parts = []
+            while piece := self.read(self.WHOLE_READ_PIECE):
+                parts.append(piece)
+                if len(piece) < self.WHOLE_READ_PIECE:
+                    break
+            return b"".join(parts)
         if size == 0:
             return b""
         offset = self._offset

@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from mediamesh.backends.base import Backend, BackendError, Entry, NotFoundError, UnreachableError
 from mediamesh.catalog import Catalog
-from mediamesh.catalog.schema import files
+from mediamesh.catalog.schema import files, media
 from mediamesh.scanning.hashing import (
     MMAP_MIN,
     WHOLE_READ_LIMIT,
@@ -139,12 +139,19 @@ class Fingerprinter:
             if local is not None:
                 return self.mmap_pool.hash(local, size, work.entry.mtime_ns), size, size
         remote = self.backend.content_hash(work.path, size)
-        if remote is not None:
+        if remote is not None and not self._names_known_media(remote):
             return remote, size, 0
         digest, read = hash_stream(fh, self.backend.read_size)
         if read != size:
             raise FileChangedError(f"read {read} bytes of a {size}-byte file: it changed while it was read")
         return digest, read, read
+
+    def _names_known_media(self, media_id: str) -> bool:
+        """A content id computed by the server is the server's word: one that names media already in the
+        catalog is checked by reading the file here, so that no server can make its file a copy of media
+        that other sources hold (and then serve its bytes for it)."""
+        with self.catalog.read() as conn:
+            return conn.execute(select(media.c.id).where(media.c.id == media_id)).first() is not None
 
     def _check_unchanged(self, fh: BinaryIO, work: Work) -> None:
         """The file must still have the size and mtime it was listed with after it was read. Asked of the
