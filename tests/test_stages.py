@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 
@@ -170,3 +171,31 @@ def test_a_write_by_another_process_reaches_the_caches(sqlite_ctx: Context) -> N
         assert sqlite_ctx.catalog.generation == steady
     finally:
         other.close()
+
+
+def test_a_walk_drops_names_no_folder_can_hold() -> None:
+    """A server lists what it likes: '..', 'a/b' or a NUL would alias another path or climb out of one."""
+    from mediamesh.backends.base import Backend, Entry, EntryKind
+
+    class Lying(Backend):
+        def list_dir(self, path: str) -> list[Entry]:
+            names = ["ok.jpg", "..", ".", "", "sub/evil.jpg", "nul\x00.jpg"] if not path else []
+            return [Entry(n, EntryKind.FILE, 1, 0) for n in names] + (
+                [Entry("d", EntryKind.DIR, 0, 0), Entry("..", EntryKind.DIR, 0, 0)] if not path else []
+            )
+
+        def stat(self, path: str) -> Entry:
+            raise NotImplementedError
+
+        def open(self, path: str) -> Any:
+            raise NotImplementedError
+
+        def identity(self) -> dict[str, str]:
+            return {}
+
+        def usage(self) -> tuple[int | None, int | None]:
+            return None, None
+
+    walked = dict(Lying().walk(""))
+    assert sorted(walked) == ["", "d"]
+    assert [e.name for e in walked[""]] == ["ok.jpg", "d"]  # type: ignore[union-attr]

@@ -133,6 +133,12 @@ def clean_relpath(path: str) -> str:
     return "/".join(parts)
 
 
+def is_single_name(name: str) -> bool:
+    """A name a listing may hold: one path component (not empty, ``.``, ``..``, no ``/`` or NUL). A
+    network server is a stranger: a name like ``a/b`` or ``..`` would alias or climb out of a path."""
+    return bool(name) and name not in (".", "..") and "/" not in name and "\x00" not in name
+
+
 def join(parent: str, name: str) -> str:
     return f"{parent}/{name}" if parent else name
 
@@ -253,7 +259,7 @@ class Backend(ABC):
         while stack:
             folder = stack.pop()
             try:
-                entries = self.list_dir(folder)
+                entries = _named(self.list_dir(folder))
             except BackendError as exc:
                 yield folder, exc
                 continue
@@ -270,7 +276,7 @@ class Backend(ABC):
     def _walk_concurrently(self, top: str) -> Iterator[tuple[str, list[Entry] | BackendError]]:
         def listing(folder: str) -> tuple[str, list[Entry] | BackendError]:
             try:
-                return folder, self.list_dir(folder)
+                return folder, _named(self.list_dir(folder))
             except UnreachableError:
                 raise  # the whole source is gone: the caller must hear it, not a folder error
             except BackendError as exc:
@@ -292,3 +298,10 @@ class Backend(ABC):
             finally:
                 for future in running:
                     future.cancel()
+
+
+def _named(entries: list[Entry]) -> list[Entry]:
+    """A listing without the names no folder can hold (see is_single_name); the common case is untouched."""
+    if all(is_single_name(e.name) for e in entries):
+        return entries
+    return [e for e in entries if is_single_name(e.name)]
