@@ -31,6 +31,7 @@ RANKS = {
     "services": 4,
     "web": 5,
     "api": 6,
+    "dav": 6,
     "ui": 6,
     "server": 7,
     "cli": 8,

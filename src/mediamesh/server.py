@@ -17,6 +17,7 @@ from mediamesh.api.schemas import COMMON
 from mediamesh.api.schemas import errors as error_responses
 from mediamesh.config import Settings
 from mediamesh.context import Context, create_context
+from mediamesh.dav import routes as dav
 from mediamesh.services.jobs import JobRunner, Lane
 from mediamesh.services.lifecycle import SourceManager, recover_abandoned
 from mediamesh.services.scan_runner import ScanQueue
@@ -84,6 +85,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(catalog.router)
     app.include_router(projects.router)
     app.include_router(jobs.router)
+    dav.install(app)  # the read-only WebDAV view at /dav/
     ui_pages.install(app)  # the web UI at /, on the same services
 
     @app.get(

@@ -91,6 +91,8 @@ tokens = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("last_used_at", DateTime(timezone=True), nullable=True),
     Column("revoked_at", DateTime(timezone=True), nullable=True),
+    #: ``{"sources": [names], "projects": [names]}``: the token sees only those, in the WebDAV view only.
+    Column("limits", JSON, nullable=True),
 )
 
 media = Table(

@@ -1,6 +1,7 @@
 """API tokens: 32 random bytes, shown once, stored only as a SHA-256, with a scope (read < write < admin).
 
-A token never creates a token with more scope than its own. On the first start of the server, when there
+A token never creates a token with more scope than its own. A read token may be limited to some sources
+or projects (by name): such a token opens only the WebDAV view, where it sees only those (see dav/). On the first start of the server, when there
 is no token at all, one admin token is made, printed once, and written to ``admin-token`` (mode 0600) in
 the data dir so that a new user can log in. That file is deleted at the token's first use: a token on
 disk is one more thing to steal.
@@ -14,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import func, insert, select, update
 
-from mediamesh.catalog.schema import tokens
+from mediamesh.catalog.schema import projects, sources, tokens
 from mediamesh.catalog.times import aware, iso, now_utc
 from mediamesh.context import Context
 from mediamesh.errors import InvalidInput, NotFound
@@ -43,13 +44,43 @@ def _public(row: Any) -> dict[str, Any]:
         "created_at": iso(row.created_at),
         "last_used_at": iso(row.last_used_at),
         "revoked": row.revoked_at is not None,
+        "limits": row.limits or None,
     }
 
 
+def is_limited(token: dict[str, Any]) -> bool:
+    """A token limited to some sources or projects: it opens the WebDAV view, and nothing else."""
+    return bool(token.get("limits"))
+
+
+def _limits(
+    ctx: Context, scope: str, source_names: list[str] | None, project_names: list[str] | None
+) -> dict[str, list[str]] | None:
+    """The limits to store (names that exist now), or None for a token that sees everything."""
+    if not source_names and not project_names:
+        return None
+    if scope != "read":
+        raise InvalidInput("only a read token can be limited to some sources or projects")
+    wanted = {"sources": sorted(set(source_names or ())), "projects": sorted(set(project_names or ()))}
+    with ctx.catalog.read() as conn:
+        for table, field in ((sources, "sources"), (projects, "projects")):
+            known = set(conn.execute(select(table.c.name).where(table.c.name.in_(wanted[field]))).scalars())
+            unknown = [n for n in wanted[field] if n not in known]
+            if unknown:
+                raise InvalidInput(f"no {field[:-1]} named {', '.join(map(repr, unknown))}")
+    return wanted
+
+
 def create_token(
-    ctx: Context, name: str, scope: str, granted_by: str | None = None
+    ctx: Context,
+    name: str,
+    scope: str,
+    granted_by: str | None = None,
+    source_names: list[str] | None = None,
+    project_names: list[str] | None = None,
 ) -> tuple[dict[str, Any], str]:
-    """A new token and its secret value (returned once). ``granted_by`` is the creator's scope, if a token."""
+    """A new token and its secret value (returned once). ``granted_by`` is the creator's scope, if a token.
+    ``source_names``/``project_names`` limit a read token to those (see :func:`is_limited`)."""
     if scope not in SCOPES:
         raise InvalidInput(f"invalid scope {scope!r}: use one of {', '.join(SCOPES)}")
     name = name.strip()
@@ -57,6 +88,7 @@ def create_token(
         raise InvalidInput("a token needs a name of 1 to 64 characters")
     if granted_by is not None and rank(scope) > rank(granted_by):
         raise InvalidInput(f"a {granted_by} token cannot create a {scope} token")
+    limits = _limits(ctx, scope, source_names, project_names)
     value = PREFIX + secrets.token_urlsafe(32)
     with ctx.catalog.write() as conn:
         key = conn.execute(
@@ -66,6 +98,7 @@ def create_token(
                 token_hash=_hash(value),
                 prefix=value[:10],
                 created_at=now_utc(),
+                limits=limits,
             )
         ).inserted_primary_key
         assert key is not None

@@ -149,6 +149,9 @@ async def sign_in(
         await slow_down(request)
         message = "That token is not valid (or was revoked). Check it and try again."
         return render(request, "sign_in.html", None, 401, next=_safe_next(next), error=message)
+    if token_svc.is_limited(found):
+        message = "That token is limited to some sources or projects: it opens the WebDAV view only."
+        return render(request, "sign_in.html", None, 403, next=_safe_next(next), error=message)
     response = RedirectResponse(_safe_next(next), 303)
     session.set_cookie(request, response, session.new_cookie(ctx, found["id"]))
     return response

@@ -44,7 +44,7 @@ def install(app: FastAPI, html: HtmlErrors | None = None) -> None:
     def answer(
         request: Request, status: int, code: str, message: str, headers: Mapping[str, str] | None = None
     ) -> Response:
-        if html is not None and not request.url.path.startswith(("/api/", "/metrics")):
+        if html is not None and not request.url.path.startswith(("/api/", "/metrics", "/dav")):
             return html(request, status, message)
         return error_response(status, code, message, headers)
 

@@ -6,7 +6,8 @@ Plain ASGI (no per-request task), in front of routing:
   soon as it grows past the limit (chunked): bodies are read here, whole, before the app sees them;
 - a request to the API that carries a body and no valid token (or session) is refused with 401 before a
   byte of the body is read or parsed;
-- one address may have at most :data:`STREAMS_PER_CLIENT` content answers in flight (429 beyond).
+- one address may have at most :data:`STREAMS_PER_CLIENT` content answers in flight (429 beyond);
+- the WebDAV view (``/dav``) reads no body but a PROPFIND's, and that only from a valid token.
 
 The server itself caps its connections (``uvicorn --limit-concurrency``, see cli/serve.py).
 """
@@ -21,13 +22,24 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mediamesh.web.errors import error_response
-from mediamesh.web.security import UNAUTHORIZED, authenticate
+from mediamesh.web.security import (
+    DAV_CHALLENGE,
+    DAV_UNAUTHORIZED,
+    UNAUTHORIZED,
+    authenticate,
+    basic_or_bearer,
+)
 
 #: Bytes of a request body: the API takes small JSON documents; the sign-in form is smaller still.
 MAX_BODY = 1 << 20
 #: Content answers (a player seeking opens a few at once) one client address may have in flight.
 STREAMS_PER_CLIENT = 16
-_BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE", "PROPFIND"})
+DAV = "/dav"
+
+
+def _dav(path: str) -> bool:
+    return path == DAV or path.startswith(DAV + "/")
 
 
 def _routed(scope: Scope) -> bool:
@@ -79,7 +91,8 @@ class RequestLimits:
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
-        if scope["method"] in _BODY_METHODS:
+        dav = _dav(path)
+        if scope["method"] in _BODY_METHODS and (not dav or scope["method"] == "PROPFIND"):
             refused = await self._refuse_body(scope, receive)
             if refused is not None:
                 await refused(scope, receive, send)
@@ -91,7 +104,8 @@ class RequestLimits:
             receive = _replay(body, receive)
             if path.startswith("/api/"):
                 scope = _json_by_default(scope, body)
-        if path.endswith("/content") and path.startswith("/api/"):
+        content = path.endswith("/content") and path.startswith("/api/")
+        if content or (dav and scope["method"] in ("GET", "HEAD")):
             await self._stream(scope, receive, send)
             return
         await self.app(scope, receive, send)
@@ -101,9 +115,14 @@ class RequestLimits:
         length = headers.get(b"content-length", b"").decode("latin-1").strip()
         if length and (not (length.isascii() and length.isdigit()) or int(length) > self.max_body):
             return self._too_large()
+        request = Request(scope, receive)
+        if _dav(scope["path"]):  # PROPFIND: a token in Basic (file managers) or Bearer, never a cookie
+            value = basic_or_bearer(request.headers.get("authorization"))
+            if value is None or await authenticate(request, value, csrf=False) is None:
+                return error_response(401, "unauthorized", DAV_UNAUTHORIZED, DAV_CHALLENGE)
+            return None
         if not scope["path"].startswith("/api/") or not _routed(scope):
             return None  # no route takes this method here: the app answers 404/405 without the body
-        request = Request(scope, receive)
         auth = request.headers.get("authorization", "")
         scheme, _, value = auth.partition(" ")
         bearer = value.strip() if scheme.lower() == "bearer" and value.strip() else None

@@ -6,6 +6,7 @@ attempt from that address waits longer (up to a few seconds) before it is answer
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import threading
 import time
@@ -233,6 +234,28 @@ async def authenticate(request: Request, credentials: str | None, csrf: bool = T
 
 
 UNAUTHORIZED = "a valid token is needed: Authorization: Bearer TOKEN"
+DAV_UNAUTHORIZED = "a valid token is needed: sign in with any user name and the token as the password"
+#: Browsers and file managers then ask for a user name and a password (the token).
+DAV_CHALLENGE = {"WWW-Authenticate": 'Basic realm="mediamesh", charset="UTF-8"'}
+LIMITED = "this token is limited to some sources or projects: it opens the WebDAV view (/dav/) only"
+
+
+def basic_or_bearer(authorization: str | None) -> str | None:
+    """The token in an ``Authorization`` header: a bearer value, or the password of HTTP Basic (what WebDAV
+    clients and file managers can send; the user name is not looked at)."""
+    scheme, _, value = (authorization or "").partition(" ")
+    value = value.strip()
+    if not value:
+        return None
+    if scheme.lower() == "bearer":
+        return value
+    if scheme.lower() == "basic":
+        try:
+            decoded = base64.b64decode(value, validate=True).decode("utf-8")
+        except (ValueError, UnicodeDecodeError):
+            return None
+        return decoded.partition(":")[2] or None
+    return None
 
 
 def require(scope: str) -> Callable[..., Awaitable[dict[str, Any]]]:
@@ -244,6 +267,8 @@ def require(scope: str) -> Callable[..., Awaitable[dict[str, Any]]]:
         token = await authenticate(request, credentials.credentials if credentials is not None else None)
         if token is None:
             raise HTTPException(401, UNAUTHORIZED, {"WWW-Authenticate": "Bearer"})
+        if token_svc.is_limited(token):
+            raise HTTPException(403, LIMITED)
         if token_svc.rank(token["scope"]) < token_svc.rank(scope):
             raise HTTPException(403, f"this needs a token with the {scope} scope; yours has {token['scope']}")
         return token
@@ -295,3 +320,16 @@ Read = Annotated[dict[str, Any], Depends(require("read"))]
 ReadOrLink = Annotated[dict[str, Any], Depends(read_or_signed_link)]
 Write = Annotated[dict[str, Any], Depends(require("write"))]
 Admin = Annotated[dict[str, Any], Depends(require("admin"))]
+
+
+async def dav_token(request: Request) -> dict[str, Any]:
+    """The token of a WebDAV request: any scope (read is the least), limited tokens included; sent as the
+    password of HTTP Basic or as a bearer value, never taken from a session cookie."""
+    value = basic_or_bearer(request.headers.get("authorization"))
+    token = await authenticate(request, value, csrf=False) if value is not None else None
+    if token is None:
+        raise HTTPException(401, DAV_UNAUTHORIZED, DAV_CHALLENGE)
+    return token
+
+
+DavToken = Annotated[dict[str, Any], Depends(dav_token)]
