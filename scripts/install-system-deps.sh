@@ -16,13 +16,18 @@ needed=(
   "sshd:openssh-server"
   "ssh:openssh-client"
   "ganesha.nfsd:nfs-ganesha"
+  # The WebDAV view's real clients: litmus, rclone (webdav backend and a FUSE mount), ffprobe on the mount.
+  "litmus:litmus"
+  "rclone:rclone"
+  "fusermount3:fuse3"
+  "ffprobe:ffmpeg"
 )
 # nfs-ganesha's backend for local folders (a library, no command of its own).
 ls /usr/lib/*/ganesha/libfsalvfs.so >/dev/null 2>&1 || missing_vfs=nfs-ganesha-vfs
 # Headers the smb-fast extra (pysmbc) builds against.
 pkg-config --exists smbclient 2>/dev/null || missing_dev=libsmbclient-dev
 if [ "${1:-}" = "bench" ]; then
-  needed+=("smbclient:smbclient" "rclone:rclone" "wrk:wrk" "nfs-ls:libnfs-utils")
+  needed+=("smbclient:smbclient" "wrk:wrk" "nfs-ls:libnfs-utils")
 fi
 
 missing=()

@@ -440,3 +440,44 @@ def test_a_large_folder_comes_in_pages_and_every_entry_once(
     assert listed == sorted([f"d{i}/" for i in range(9)] + [f"f{i:03}.jpg" for i in range(40)])
     media = names(propfind(app_client, "/dav/media/"), "/dav/media/")
     assert len(media) == 49 == len(set(media))
+
+
+def test_limited_tokens_from_the_api_and_their_errors(app_client: TestClient, lib: Path) -> None:
+    ctx = ctx_of(app_client)
+    _, admin = token_svc.create_token(ctx, "admin", "admin")
+    bearer = {"Authorization": f"Bearer {admin}"}
+    made = app_client.post(
+        "/api/v1/tokens", json={"name": "tv", "scope": "read", "sources": ["lib"]}, headers=bearer
+    )
+    assert made.status_code == 201 and made.json()["limits"] == {"sources": ["lib"], "projects": []}
+    tv = {**basic(made.json()["token"]), "Depth": "1"}
+    assert names(propfind(app_client, "/dav/", **tv), "/dav/") == ["sources/"]
+    listed = app_client.get("/api/v1/tokens", headers=bearer).json()["data"]
+    assert [t["limits"] for t in listed if t["name"] == "tv"] == [{"sources": ["lib"], "projects": []}]
+    for body, message in (
+        ({"name": "x", "scope": "write", "sources": ["lib"]}, "only a read token"),
+        ({"name": "x", "scope": "read", "projects": ["Nope"]}, "no project named 'Nope'"),
+    ):
+        refused = app_client.post("/api/v1/tokens", json=body, headers=bearer)
+        assert refused.status_code == 422 and message in refused.json()["error"]["message"]
+
+
+def test_limited_tokens_from_the_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from mediamesh.cli.main import app as cli
+
+    monkeypatch.setenv("MEDIAMESH_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("MEDIAMESH_DATABASE_URL", raising=False)
+    runner = CliRunner()
+    created = runner.invoke(cli, ["token", "create", "--name", "tv", "--scope", "read", "--project", "Nope"])
+    assert created.exit_code == 2 and "no project named 'Nope'" in created.stderr
+    assert runner.invoke(cli, ["project", "add", "Holiday"]).exit_code == 0
+    created = runner.invoke(
+        cli, ["token", "create", "--name", "tv", "--scope", "read", "--project", "Holiday"]
+    )
+    assert created.exit_code == 0, created.stderr
+    assert "limited to projects Holiday (WebDAV only)" in created.stdout
+    assert created.stdout.strip().splitlines()[-1].startswith("mm_")
+    listed = runner.invoke(cli, ["token", "list"], env={"COLUMNS": "200"})
+    assert "projects Holiday (WebDAV only)" in listed.stdout

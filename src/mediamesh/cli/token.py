@@ -18,15 +18,28 @@ app = typer.Typer(rich_markup_mode=None, help="API tokens (read < write < admin)
 def create(
     name: str = typer.Option(..., "--name", help="What the token is for."),
     scope: str = typer.Option(..., "--scope", help="read, write or admin."),
+    sources: list[str] = typer.Option(
+        [], "--source", help="Limit a read token to this source (repeat for more); it then opens WebDAV only."
+    ),
+    projects: list[str] = typer.Option(
+        [],
+        "--project",
+        help="Limit a read token to this project (repeat for more); it then opens WebDAV only.",
+    ),
     as_json: bool = JsonOption,
 ) -> None:
-    """Create a token. It is shown once, as the last line of the output; only its hash is kept."""
+    """Create a token. It is shown once, as the last line of the output; only its hash is kept.
+
+    A read token limited with --source or --project opens only the WebDAV view (/dav/), where it sees
+    only those sources and projects: one for a TV or a guest's laptop."""
     with context() as ctx:
-        token, value = svc.create_token(ctx, name, scope)
+        token, value = svc.create_token(ctx, name, scope, source_names=sources, project_names=projects)
 
     def render(_: Any) -> None:
+        limited = f", limited to {svc.describe_limits(token)}" if token["limits"] else ""
         out.print(
-            f"created {token['scope']} token {token['id']} ({escape(token['name'])}); keep it, it is not shown again:"
+            f"created {token['scope']} token {token['id']} ({escape(token['name'])}{escape(limited)}); "
+            "keep it, it is not shown again:"
         )
         print(value)
 
@@ -40,12 +53,13 @@ def list_(as_json: bool = JsonOption) -> None:
         data = svc.list_tokens(ctx)
 
     def render(rows: list[dict[str, Any]]) -> None:
-        table = Table("id", "name", "scope", "starts with", "last used", "revoked")
+        table = Table("id", "name", "scope", "sees", "starts with", "last used", "revoked")
         for t in rows:
             table.add_row(
                 str(t["id"]),
                 escape(t["name"]),
                 t["scope"],
+                escape(svc.describe_limits(t)) if t["limits"] else "everything",
                 t["prefix"],
                 t["last_used_at"] or "-",
                 "yes" if t["revoked"] else "",

@@ -53,6 +53,13 @@ def is_limited(token: dict[str, Any]) -> bool:
     return bool(token.get("limits"))
 
 
+def describe_limits(token: dict[str, Any]) -> str:
+    """``sources kids, tv; projects Holiday (WebDAV only)``: what a limited token sees."""
+    limits = token.get("limits") or {}
+    parts = [f"{field} {', '.join(limits[field])}" for field in ("sources", "projects") if limits.get(field)]
+    return "; ".join(parts) + " (WebDAV only)"
+
+
 def _limits(
     ctx: Context, scope: str, source_names: list[str] | None, project_names: list[str] | None
 ) -> dict[str, list[str]] | None:

@@ -415,8 +415,22 @@ async def project_page(name: str, request: Request, me: Me) -> Response:
 async def tokens_page(request: Request, me: Me) -> Response:
     if not me.is_admin:
         return error_page(request, 403, "Tokens are managed with an admin token.")
-    tokens = await run_query(request, token_svc.list_tokens, ctx_of(request))
-    return render(request, "tokens.html", me, tokens=tokens, scopes=token_svc.SCOPES)
+    ctx = ctx_of(request)
+    tokens = await run_query(request, token_svc.list_tokens, ctx)
+    sources = await run_query(request, source_svc.source_names, ctx)
+    projects = await run_query(request, project_svc.project_names, ctx)
+    dav = f"{(ctx.settings.public_url or str(request.base_url)).rstrip('/')}/dav/"
+    return render(
+        request,
+        "tokens.html",
+        me,
+        tokens=tokens,
+        scopes=token_svc.SCOPES,
+        sources=sources,
+        projects=projects,
+        dav_url=dav,
+        describe_limits=token_svc.describe_limits,
+    )
 
 
 @router.get("/scans/{scan_id}")

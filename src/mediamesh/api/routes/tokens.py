@@ -1,4 +1,5 @@
-"""``/api/v1/tokens`` (admin): create (shown once), list, revoke."""
+"""``/api/v1/tokens`` (admin): create (shown once; optionally limited to some sources or projects), list,
+revoke."""
 
 from __future__ import annotations
 
@@ -19,6 +20,16 @@ class TokenCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=64)
     scope: str = Field(pattern="^(read|write|admin)$")
+    sources: list[str] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Limit a read token to these sources (by name): it then opens the WebDAV view only.",
+    )
+    projects: list[str] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Limit a read token to these projects (by name): it then opens the WebDAV view only.",
+    )
 
 
 @router.get("")
@@ -29,7 +40,9 @@ def list_tokens(ctx: Ctx, _: Admin) -> dict[str, Any]:
 
 @router.post("", status_code=201)
 def create_token(body: TokenCreate, ctx: Ctx, caller: Admin) -> dict[str, Any]:
-    token, value = svc.create_token(ctx, body.name, body.scope, granted_by=caller["scope"])
+    token, value = svc.create_token(
+        ctx, body.name, body.scope, caller["scope"], source_names=body.sources, project_names=body.projects
+    )
     return {**token, "token": value}
 
 

@@ -423,7 +423,13 @@ function tokenForm(form) {
       form.elements.name.focus();
       return;
     }
-    const answer = await api("POST", "/api/v1/tokens", { name, scope: form.elements.scope.value });
+    const chosen = (field) => Array.from(form.elements[field]?.selectedOptions || [], (o) => o.value);
+    const answer = await api("POST", "/api/v1/tokens", {
+      name,
+      scope: form.elements.scope.value,
+      sources: chosen("sources"),
+      projects: chosen("projects"),
+    });
     if (!answer.ok) {
       errorBox.textContent = messageOf(answer);
       errorBox.hidden = false;
