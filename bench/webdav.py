@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import guard  # noqa: F401  - loopback only, in this process and those it starts
@@ -47,7 +48,7 @@ def wait_for(url: str, proc: subprocess.Popen[bytes], headers: dict[str, str] | 
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise SystemExit(f"a server stopped at start: {proc.args}")
+            raise SystemExit(f"a server stopped at start: {proc.args!r}")
         try:
             request = urllib.request.Request(url, method="OPTIONS", headers=headers or {})
             with urllib.request.urlopen(request, timeout=2):
@@ -216,13 +217,13 @@ def main() -> None:
                 check=True,
             ).stdout
         )["data"][0]["id"]
-        listings = {
+        listings: dict[str, Callable[[], tuple[float, int]]] = {
             "mediamesh /dav/ PROPFIND": lambda: propfind(f"{mm_base}/dav/sources/bench/big/", auth),
             "mediamesh JSON API (pages of 1,000)": lambda: json_listing(mm_base, bearer, "bench", "big"),
             "rclone serve webdav PROPFIND": lambda: propfind(f"http://127.0.0.1:{ports['rclone']}/big/", []),
             "WsgiDAV + a2wsgi PROPFIND": lambda: propfind(f"http://127.0.0.1:{ports['wsgidav']}/big/", []),
         }
-        reads = {
+        reads: dict[str, Callable[[], tuple[float, int]]] = {
             "mediamesh /dav/ GET": lambda: curl(*auth, f"{mm_base}/dav/sources/bench/film.mov"),
             "mediamesh JSON API content": lambda: curl(*bearer, f"{mm_base}/api/v1/files/{file_id}/content"),
             "rclone serve webdav GET": lambda: curl(f"http://127.0.0.1:{ports['rclone']}/film.mov"),
@@ -274,7 +275,7 @@ def serve_wsgidav(root: str, port: int) -> None:
     """WsgiDAV on ``root``, read-only and anonymous, mounted through a2wsgi as an ASGI app under uvicorn."""
     import uvicorn
     from a2wsgi import WSGIMiddleware
-    from wsgidav.wsgidav_app import WsgiDAVApp
+    from wsgidav.wsgidav_app import WsgiDAVApp  # type: ignore[import-untyped]
 
     config = {
         "provider_mapping": {"/": {"root": root, "readonly": True}},
@@ -282,7 +283,7 @@ def serve_wsgidav(root: str, port: int) -> None:
         "verbose": 0,
         "logging": {"enable": False},
     }
-    uvicorn.run(WSGIMiddleware(WsgiDAVApp(config)), host="127.0.0.1", port=port, log_level="warning")  # type: ignore[arg-type]
+    uvicorn.run(WSGIMiddleware(WsgiDAVApp(config)), host="127.0.0.1", port=port, log_level="warning")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import AsyncIterator, Iterator
-from urllib.parse import unquote
+from urllib.parse import unquote_to_bytes
 
 import anyio
 from fastapi import APIRouter, FastAPI, HTTPException, Request
@@ -39,11 +39,14 @@ XML_TYPE = "application/xml; charset=utf-8"
 
 def _segments(request: Request) -> list[str]:
     """The names below /dav/ as the client sent them, each percent-decoded on its own (so that ``%2F`` is a
-    character of a name, never a separator)."""
+    character of a name, never a separator) and read as UTF-8."""
     raw: bytes = request.scope.get("raw_path") or request.url.path.encode()
-    text = raw.split(b"?", 1)[0].decode("latin-1")[len(PREFIX) :]
+    root = str(request.scope.get("root_path", "")).encode()
+    raw = raw.split(b"?", 1)[0]
+    if root and raw.startswith(root + PREFIX.encode()):
+        raw = raw[len(root) :]
     try:
-        parts = [unquote(p, errors="strict") for p in text.split("/") if p]
+        parts = [unquote_to_bytes(p).decode("utf-8") for p in raw[len(PREFIX) :].split(b"/") if p]
     except UnicodeDecodeError as exc:
         raise HTTPException(400, "a name in this path is not UTF-8") from exc
     if any(p in (".", "..") or "/" in p or "\x00" in p for p in parts):
@@ -51,12 +54,12 @@ def _segments(request: Request) -> list[str]:
     return parts
 
 
-def _href(parts: list[str], node: Node | None = None) -> str:
-    segments = ["", PREFIX.strip("/"), *parts]
+def _href(request: Request, parts: list[str], node: Node | None = None) -> str:
+    """The absolute path of ``parts`` (and ``node`` in it), below a proxy's prefix if there is one."""
+    prefix = str(request.scope.get("root_path", "")) + PREFIX
     if node is not None:
-        segments.append(node.name)
-        return xml.href(segments, node.folder)
-    return xml.href(segments, True)
+        return xml.href(prefix, [*parts, node.name], node.folder)
+    return xml.href(prefix, parts, True)
 
 
 def _namespace(request: Request) -> Namespace:
@@ -98,11 +101,11 @@ async def propfind(request: Request, token: DavToken) -> Response:
         node = Node(parts[-1], True)  # the folder as the client named it
 
     async def multistatus() -> AsyncIterator[bytes]:
-        link = _href(parts[:-1], node) if parts else _href([])
+        link = _href(request, parts[:-1], node) if parts else _href(request, [])
         yield (xml.HEAD + xml.response(link, node, asked)).encode()
         if depth == "1" and node.folder:
             async for page in _pages(request, ns.children(parts, view)):
-                yield "".join(xml.response(_href(parts, n), n, asked) for n in page).encode()
+                yield "".join(xml.response(_href(request, parts, n), n, asked) for n in page).encode()
         yield xml.TAIL.encode()
 
     return TimedStreamingResponse(multistatus(), 207, headers={"DAV": "1"}, media_type=XML_TYPE)
@@ -127,11 +130,11 @@ def _listing(request: Request, ns: Namespace, parts: list[str], view: View) -> R
     async def page() -> AsyncIterator[bytes]:
         yield f'<!doctype html><meta charset="utf-8"><title>{title}</title><h1>{title}</h1><ul>\n'.encode()
         if parts:
-            yield f'<li><a href="{_href(parts[:-1])}">../</a></li>\n'.encode()
+            yield f'<li><a href="{_href(request, parts[:-1])}">../</a></li>\n'.encode()
         if request.method == "GET":
             async for nodes in _pages(request, ns.children(parts, view)):
                 yield "".join(
-                    f'<li><a href="{_href(parts, n)}">{html.escape(n.name)}{"/" if n.folder else ""}</a></li>\n'
+                    f'<li><a href="{_href(request, parts, n)}">{html.escape(n.name)}{"/" if n.folder else ""}</a></li>\n'
                     for n in nodes
                 ).encode()
         yield b"</ul>\n"

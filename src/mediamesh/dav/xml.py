@@ -75,9 +75,10 @@ def escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def href(segments: list[str], folder: bool) -> str:
-    """An absolute path, each name percent-encoded (a name may hold ``#``, ``?``, ``%`` or spaces)."""
-    path = "/".join(quote(s, safe="") for s in segments)
+def href(prefix: str, names: list[str], folder: bool) -> str:
+    """An absolute path below ``prefix``, each name percent-encoded (a name may hold ``#``, ``?``, ``%``
+    or spaces)."""
+    path = quote(prefix.rstrip("/"), safe="/") + "/" + "/".join(quote(n, safe="") for n in names)
     return escape(path + ("/" if folder and not path.endswith("/") else ""))
 
 

@@ -187,7 +187,8 @@ class Namespace:
             yield from self._media_pages(duplicates=True)
         elif top == "duplicates":
             with self.ctx.catalog.read() as conn:
-                yield self._copies(conn, self._duplicate_id(conn, rest[0]))
+                copies = self._copies(conn, self._duplicate_id(conn, rest[0]))
+            yield copies
 
     def open(self, node: Node) -> content_svc.OpenedContent:
         """The bytes of a file: its own location first, else the best copy that can be reached now (404 if
@@ -251,7 +252,10 @@ class Namespace:
         yield from self._subfolders(row.id, key, len(rest) - 1)
         yield from self._files_in(row.id, key)
 
-    def _first_below(self, source_id: int, after: str, inclusive: bool, before: str | None) -> Any:
+    @staticmethod
+    def _first_below(
+        conn: Connection, source_id: int, after: str, inclusive: bool, before: str | None
+    ) -> Any:
         """The first present location (by folder key) at or after ``after`` and before ``before``."""
         conds = [
             files.c.source_id == source_id,
@@ -260,33 +264,36 @@ class Namespace:
         ]
         if before is not None:
             conds.append(files.c.dir_key < before)
-        with self.ctx.catalog.read() as conn:
-            return conn.execute(
-                select(files.c.dir_key, files.c.path).where(*conds).order_by(files.c.dir_key).limit(1)
-            ).first()
+        return conn.execute(
+            select(files.c.dir_key, files.c.path).where(*conds).order_by(files.c.dir_key).limit(1)
+        ).first()
 
     def _subfolders(self, source_id: int, key: str, depth: int) -> Iterator[list[Node]]:
         """The folders in a folder, by skipping through the (source, folder key) index: a query or two per
         folder found, however many files lie below (a source's top holds the whole source)."""
         lo, hi = (f"{key}/", f"{key}0") if key else ("", None)
         seen: set[str] = set()
-        page: list[Node] = []
-        hit = self._first_below(source_id, lo, bool(key), hi)
-        while hit is not None:
-            component = hit.dir_key[len(lo) :].split("/", 1)[0]
-            if component not in seen:
-                seen.add(component)
-                page.append(Node(hit.path.split("/")[depth], True))
-                if len(page) >= PAGE:
-                    yield page
-                    page = []
-            own = lo + component
-            if hit.dir_key == own:  # files right in that folder; what follows may be a sibling ("a-b")
-                hit = self._first_below(source_id, own, False, hi)
-            else:  # deeper: jump past the whole folder ("a/" ... "a0")
-                hit = self._first_below(source_id, own + "0", True, hi)
-        if page:
-            yield page
+        after, inclusive = lo, bool(key)
+        while True:
+            page: list[Node] = []
+            with self.ctx.catalog.read() as conn:  # one connection per page, none held between pages
+                while len(page) < PAGE:
+                    hit = self._first_below(conn, source_id, after, inclusive, hi)
+                    if hit is None:
+                        break
+                    component = hit.dir_key[len(lo) :].split("/", 1)[0]
+                    if component not in seen:
+                        seen.add(component)
+                        page.append(Node(hit.path.split("/")[depth], True))
+                    own = lo + component
+                    if hit.dir_key == own:  # files right in that folder; next may be a sibling ("a-b")
+                        after, inclusive = own, False
+                    else:  # deeper: jump past the whole folder ("a/" ... "a0")
+                        after, inclusive = own + "0", True
+            if page:
+                yield page
+            if len(page) < PAGE:
+                return
 
     def _files_in(self, source_id: int, key: str) -> Iterator[list[Node]]:
         after: str | None = None
@@ -339,10 +346,11 @@ class Namespace:
         with self.ctx.catalog.read() as conn:
             if not rest:
                 names = conn.execute(select(projects.c.name).order_by(projects.c.name)).scalars().all()
-                yield [Node(n, True) for n in names if view.shows_project(n)]
-                return
-            row = self._project_row(conn, rest[0], view)
-            layout = self._layout(conn, row.id)
+            else:
+                layout = self._layout(conn, self._project_row(conn, rest[0], view).id)
+        if not rest:
+            yield [Node(n, True) for n in names if view.shows_project(n)]
+            return
         children = list(layout.folders.get(tuple(_nfc(p) for p in rest[1:]), {}).values())
         for start in range(0, len(children), PAGE):
             yield children[start : start + PAGE]
