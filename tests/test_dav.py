@@ -17,14 +17,13 @@ from xml.etree import ElementTree
 import pytest
 from fastapi.testclient import TestClient
 
-from mediamesh.context import Context
 from mediamesh.server import create_app
 from mediamesh.services import namespace
 from mediamesh.services import projects as project_svc
 from mediamesh.services import sources as source_svc
 from mediamesh.services import tokens as token_svc
-from mediamesh.services.scans import run_scan
 from tests.conftest import b3sum, make_settings, write
+from tests.test_api_content import add_and_scan, ctx_of
 
 D = "{DAV:}"
 
@@ -40,16 +39,6 @@ def app_client(tmp_path: Path, db_url: str) -> Iterator[TestClient]:
         _, value = token_svc.create_token(app.state.ctx, "player", "read")
         client.headers.update(basic(value))
         yield client
-
-
-def ctx_of(client: TestClient) -> Context:
-    ctx: Context = client.app.state.ctx  # type: ignore[attr-defined]
-    return ctx
-
-
-def add_and_scan(client: TestClient, name: str, root: Path) -> None:
-    source_svc.add_source(ctx_of(client), name, str(root))
-    assert run_scan(ctx_of(client), name)["status"] == "completed"
 
 
 def propfind(
