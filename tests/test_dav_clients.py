@@ -3,14 +3,15 @@ cat with ranges), ``rclone mount`` over FUSE read by ffprobe and b3sum, and Debi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,7 @@ from mediamesh.services import tokens as token_svc
 from mediamesh.services.scans import run_scan
 from tests.conftest import b3sum, make_settings, write
 from tests.media_factory import h264_mp4
-from tests.test_serve import free_port
+from tests.test_serve import _self_signed, free_port
 
 for tool in ("rclone", "litmus", "ffprobe", "b3sum"):
     if shutil.which(tool) is None:
@@ -42,7 +43,7 @@ class DavServer:
     tmp: Path
 
     def rclone(
-        self, *args: str, token: str | None = None, timeout: float = 60
+        self, *args: str, token: str | None = None, url: str | None = None, timeout: float = 60
     ) -> subprocess.CompletedProcess[bytes]:
         obscured = subprocess.run(
             ["rclone", "obscure", "-"], input=token or self.token, capture_output=True, text=True, check=True
@@ -51,7 +52,7 @@ class DavServer:
             **os.environ,
             "RCLONE_CONFIG": str(self.tmp / "rclone.conf"),
             "RCLONE_CONFIG_DAV_TYPE": "webdav",
-            "RCLONE_CONFIG_DAV_URL": self.url,
+            "RCLONE_CONFIG_DAV_URL": url or self.url,
             "RCLONE_CONFIG_DAV_VENDOR": "other",
             "RCLONE_CONFIG_DAV_USER": "rclone",
             "RCLONE_CONFIG_DAV_PASS": obscured,
@@ -78,6 +79,13 @@ def dav_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DavServer]:
         _, limited = token_svc.create_token(ctx, "tv", "read", project_names=["Trip"])
     finally:
         ctx.close()
+    with serving(tmp) as base:
+        yield DavServer(f"{base}/dav/", token, limited, library, clip, b3sum(clip)[clip], tmp)
+
+
+@contextlib.contextmanager
+def serving(tmp: Path, *args: str, scheme: str = "http", host: str = "127.0.0.1") -> Iterator[str]:
+    """``mediamesh serve`` on the data dir in ``tmp``, on a free port of 127.0.0.1; yields its base URL."""
     port = free_port()
     env = {
         **os.environ,
@@ -85,20 +93,18 @@ def dav_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DavServer]:
         "MEDIAMESH_HOST": "127.0.0.1",
         "MEDIAMESH_PORT": str(port),
     }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mediamesh", "serve"], env=env, stderr=subprocess.PIPE, text=True
-    )
-    base = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "mediamesh", "serve", *args]
+    proc = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 30
     while True:
         try:
-            with urllib.request.urlopen(f"{base}/api/v1/health", timeout=2):
+            with socket.create_connection(("127.0.0.1", port), timeout=2):
                 break
         except OSError:
             assert time.monotonic() < deadline and proc.poll() is None, "the server did not start"
             time.sleep(0.2)
     try:
-        yield DavServer(f"{base}/dav/", token, limited, library, clip, b3sum(clip)[clip], tmp)
+        yield f"{scheme}://{host}:{port}"
     finally:
         proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=30)
@@ -146,6 +152,24 @@ def test_rclone_with_a_limited_token_sees_only_its_project(dav_server: DavServer
     ]
     assert dav_server.rclone("cat", "dav:sources/lib/Stills/a.jpg", token=dav_server.limited).returncode != 0
     assert dav_server.rclone("lsjson", "dav:", token="mm_not-a-token").returncode != 0
+
+
+def test_rclone_over_https_with_the_servers_certificate(dav_server: DavServer) -> None:
+    """What a LAN client does: the same view over TLS, the server's certificate trusted by the client."""
+    cert, key = _self_signed(dav_server.tmp)
+    with serving(
+        dav_server.tmp, "--tls-cert", str(cert), "--tls-key", str(key), scheme="https", host="localhost"
+    ) as base:
+        url = f"{base}/dav/"
+        listed = dav_server.rclone("lsjson", "dav:projects/Trip/day one", "--ca-cert", str(cert), url=url)
+        assert listed.returncode == 0, listed.stderr
+        assert [e["Name"] for e in json.loads(listed.stdout)] == ["clip #1.mp4"]
+        read = dav_server.rclone(
+            "cat", f"dav:media/{dav_server.media_id}.mp4", "--ca-cert", str(cert), url=url
+        )
+        assert read.returncode == 0 and read.stdout == dav_server.clip.read_bytes()
+        untrusted = dav_server.rclone("lsjson", "dav:", "--low-level-retries", "1", "--retries", "1", url=url)
+        assert untrusted.returncode != 0 and b"certificate" in untrusted.stderr
 
 
 def test_a_fuse_mount_plays_and_hashes_to_the_media_id(dav_server: DavServer) -> None:
