@@ -116,9 +116,10 @@ def json_listing(base: str, auth: list[str], source: str, folder: str) -> tuple[
             return time.perf_counter() - started, total
 
 
-def rss_mb(pid: int) -> float:
+def rss_mb(pid: int, field: str = "VmRSS") -> float:
+    """Resident memory now (VmRSS) or at its highest so far (VmHWM), in MB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
@@ -229,6 +230,12 @@ def main() -> None:
             "rclone serve webdav GET": lambda: curl(f"http://127.0.0.1:{ports['rclone']}/film.mov"),
             "WsgiDAV + a2wsgi GET": lambda: curl(f"http://127.0.0.1:{ports['wsgidav']}/film.mov"),
         }
+        # Memory first, on a server that has answered nothing big yet: its peak before and after a listing.
+        before = rss_mb(mm.pid, "VmHWM")
+        listings["mediamesh /dav/ PROPFIND"]()
+        after_dav = rss_mb(mm.pid, "VmHWM")
+        listings["mediamesh JSON API (pages of 1,000)"]()
+        after_api = rss_mb(mm.pid, "VmHWM")
         listed: dict[str, list[tuple[float, int]]] = {name: [] for name in listings}
         read: dict[str, list[tuple[float, int]]] = {name: [] for name in reads}
         for _ in range(args.rounds):  # interleaved, so that a busy moment of the machine hits all alike
@@ -256,8 +263,10 @@ def main() -> None:
             seconds, size = median(read[name])
             print(f"{name:40} {seconds:8.3f} {size / 1e6 / seconds:8.0f} {reference / seconds:8.2f}x")
         print(
-            "\nresident memory after the runs (MB): " + ", ".join(f"{k} {v:.0f}" for k, v in memory.items())
+            f"\nmediamesh peak memory (VmHWM): {before:.0f} MB at start, {after_dav:.0f} MB after a /dav/ "
+            f"PROPFIND of the folder, {after_api:.0f} MB after listing it through the JSON API"
         )
+        print("resident memory after the runs (MB): " + ", ".join(f"{k} {v:.0f}" for k, v in memory.items()))
         print('("vs rclone" above 1 is faster than rclone serve webdav.)')
     finally:
         for proc in procs:
