@@ -22,6 +22,7 @@ from mediamesh.services import namespace
 from mediamesh.services import projects as project_svc
 from mediamesh.services import sources as source_svc
 from mediamesh.services import tokens as token_svc
+from mediamesh.services.scans import run_scan
 from tests.conftest import b3sum, make_settings, write
 from tests.test_api_content import add_and_scan, ctx_of
 
@@ -470,3 +471,21 @@ def test_limited_tokens_from_the_cli(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert created.stdout.strip().splitlines()[-1].startswith("mm_")
     listed = runner.invoke(cli, ["token", "list"], env={"COLUMNS": "200"})
     assert "projects Holiday (WebDAV only)" in listed.stdout
+
+
+def test_folders_are_told_apart_whatever_the_databases_collation(
+    app_client: TestClient, tmp_path: Path
+) -> None:
+    """On PostgreSQL with a collation that does not sort by bytes (the tests' database is ICU en-US),
+    "A/sub" sorts between "a/" and "a0": a folder's range must still hold only that folder."""
+    root = tmp_path / "case"
+    write(root / "a" / "y.jpg", 100)
+    write(root / "A" / "sub" / "x.jpg", 200)
+    write(root / "a-b" / "z.jpg", 300)
+    add_and_scan(app_client, "case", root)
+    assert names(propfind(app_client, "/dav/sources/case/"), "/dav/sources/case/") == ["A/", "a-b/", "a/"]
+    assert names(propfind(app_client, "/dav/sources/case/a/"), "/dav/sources/case/a/") == ["y.jpg"]
+    assert names(propfind(app_client, "/dav/sources/case/A/"), "/dav/sources/case/A/") == ["sub/"]
+    # A scan of one folder leaves the other's files alone (they are outside its scope, not missing).
+    assert run_scan(ctx_of(app_client), "case", path="a")["status"] == "completed"
+    assert names(propfind(app_client, "/dav/sources/case/A/sub/"), "/dav/sources/case/A/sub/") == ["x.jpg"]

@@ -33,6 +33,9 @@ from sqlalchemy import (
 
 # SQLite only makes INTEGER PRIMARY KEY an alias of the rowid; PostgreSQL wants BIGINT for large catalogs.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
+#: Text that sorts by its bytes on PostgreSQL too, whatever the database's collation: a folder's rows are
+#: the key range [folder + "/", folder + "0") (scanning/names.py), true in byte order only (migration 0012).
+ByteOrder = Text().with_variant(Text(collation="C"), "postgresql")
 
 metadata = MetaData(
     naming_convention={
@@ -151,9 +154,9 @@ files = Table(
     metadata,
     Column("id", BigId, primary_key=True),
     Column("source_id", Integer, ForeignKey("sources.id", ondelete="CASCADE"), nullable=False),
-    Column("path", Text, nullable=False),
-    Column("dir_key", Text, nullable=False),
-    Column("name_key", Text, nullable=False),
+    Column("path", ByteOrder, nullable=False),
+    Column("dir_key", ByteOrder, nullable=False),
+    Column("name_key", ByteOrder, nullable=False),
     Column("size", BigInteger, nullable=False),
     Column("mtime_ns", BigInteger, nullable=False),
     Column("file_id", String(64), nullable=True),

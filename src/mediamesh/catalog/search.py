@@ -81,7 +81,8 @@ def pg_name_match(q: str) -> ColumnElement[bool]:
     """PostgreSQL: media with a location whose path has the words (the GIN index of migration 0004)."""
     query = " & ".join(f"{w}:*" if prefix else w for w, prefix in search_terms(q))
     words_of_path = text(
-        "to_tsvector('simple', regexp_replace(files.path, '[^[:alnum:]]+', ' ', 'g'))"
+        # The expression of the GIN index (migration 0012): letters told by the database's collation.
+        """to_tsvector('simple', regexp_replace(files.path COLLATE "default", '[^[:alnum:]]+', ' ', 'g'))"""
         " @@ to_tsquery('simple', :tsq)"
     ).bindparams(tsq=query)
     return media.c.id.in_(select(files.c.media_id).where(words_of_path))
