@@ -1,10 +1,11 @@
 """API tokens: 32 random bytes, shown once, stored only as a SHA-256, with a scope (read < write < admin).
 
 A token never creates a token with more scope than its own. A read token may be limited to some sources
-or projects (by name): such a token opens only the WebDAV view, where it sees only those (see dav/). On the first start of the server, when there
-is no token at all, one admin token is made, printed once, and written to ``admin-token`` (mode 0600) in
-the data dir so that a new user can log in. That file is deleted at the token's first use: a token on
-disk is one more thing to steal.
+or projects (by name): such a token opens only the WebDAV view, where it sees only those (see dav/).
+
+On the first start of the server, when there is no token at all, one admin token is made, printed once,
+and written to ``admin-token`` (mode 0600) in the data dir so that a new user can log in. That file is
+deleted at the token's first use: a token on disk is one more thing to steal.
 """
 
 from __future__ import annotations
