@@ -21,6 +21,10 @@ needed=(
   "rclone:rclone"
   "fusermount3:fuse3"
   "ffprobe:ffmpeg"
+  # Discovery's tests: a NAS and a Windows-like host in network namespaces (iproute2's ip netns).
+  "ip:iproute2"
+  "rpcbind:rpcbind"
+  "wsdd:wsdd"
 )
 # nfs-ganesha's backend for local folders (a library, no command of its own).
 ls /usr/lib/*/ganesha/libfsalvfs.so >/dev/null 2>&1 || missing_vfs=nfs-ganesha-vfs

@@ -25,6 +25,8 @@ TEST_ROOTS = os.path.realpath(tempfile.gettempdir())
 os.environ.setdefault("MEDIAMESH_LOCAL_ROOTS", TEST_ROOTS)
 #: Starlette's TestClient calls the server "testserver": a name like any other, so it must be allowed.
 os.environ.setdefault("MEDIAMESH_ALLOWED_HOSTS", "testserver")
+#: Discovery multicasts onto the network it runs in: only inside the tests' own namespaces (test_discovery.py).
+os.environ.setdefault("MEDIAMESH_DISCOVERY", "off")
 
 
 @pytest.fixture(autouse=True, scope="session")

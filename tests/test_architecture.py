@@ -23,6 +23,7 @@ RANKS = {
     "crypto": 0,
     "tls": 0,
     "backends": 1,
+    "discovery": 1,
     "catalog": 1,
     "scanning": 2,
     "projects": 2,

@@ -50,6 +50,14 @@ class Settings(BaseSettings):
             "self-signed certificate made in the data dir; off: plain HTTP (behind a proxy with TLS)."
         ),
     )
+    discovery: str = Field(
+        "on",
+        pattern="^(on|off)$",
+        description=(
+            "on: the add-source page and `mediamesh discover` listen for NAS and shares announced on the LAN "
+            "(mDNS, WS-Discovery) and ask those hosts for their shares; off: nothing is sent or listened for."
+        ),
+    )
     max_connections: int = Field(
         512, ge=8, le=100_000, description="Connections served at once; more are answered 503."
     )

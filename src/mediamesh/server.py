@@ -12,12 +12,13 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from mediamesh import __version__
 from mediamesh.api.metrics import CONTENT_TYPE, Metrics, MetricsMiddleware
 from mediamesh.api.responses import FastJSON
-from mediamesh.api.routes import catalog, jobs, projects, sources, tokens
+from mediamesh.api.routes import catalog, discovery, jobs, projects, sources, tokens
 from mediamesh.api.schemas import COMMON
 from mediamesh.api.schemas import errors as error_responses
 from mediamesh.config import Settings
 from mediamesh.context import Context, create_context
 from mediamesh.dav import routes as dav
+from mediamesh.services.discovery import Discovery
 from mediamesh.services.jobs import JobRunner, Lane
 from mediamesh.services.lifecycle import SourceManager, recover_abandoned
 from mediamesh.services.scan_runner import ScanQueue
@@ -75,6 +76,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.scans = scans
     app.state.jobs = runner
     app.state.scheduler = scheduler
+    app.state.discovery = Discovery(ctx)
     metrics = Metrics(ctx, scans)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(RequestLimits)  # bodies, authentication before them, streams per client
@@ -85,6 +87,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(catalog.router)
     app.include_router(projects.router)
     app.include_router(jobs.router)
+    app.include_router(discovery.router)
     dav.install(app)  # the read-only WebDAV view at /dav/
     ui_pages.install(app)  # the web UI at /, on the same services
 

@@ -14,7 +14,15 @@ import socket
 from typing import Any
 
 GUARD_DIR = os.path.dirname(os.path.abspath(__file__))
-_real = (socket.socket.connect, socket.socket.connect_ex, socket.getaddrinfo)
+_real = (socket.socket.connect, socket.socket.connect_ex, socket.getaddrinfo, socket.socket.sendto)
+
+
+#: Networks a test made itself, in network namespaces (tests/servers/lan.py): a process started inside
+#: one may reach them, and send to the multicast groups of discovery there (nowhere else can it reach).
+TEST_NETS = [
+    ipaddress.ip_network(n.strip()) for n in os.environ.get("MEDIAMESH_TEST_NETS", "").split(",") if n.strip()
+]
+DISCOVERY_GROUPS = {"224.0.0.251", "ff02::fb", "239.255.255.250", "ff02::c"}
 
 
 def is_loopback(host: object) -> bool:
@@ -22,14 +30,22 @@ def is_loopback(host: object) -> bool:
     if text == "localhost":
         return True
     try:
-        return ipaddress.ip_address(text).is_loopback
+        address = ipaddress.ip_address(text)
     except ValueError:
         return False
+    if address.is_loopback:
+        return True
+    return bool(TEST_NETS) and (text in DISCOVERY_GROUPS or any(address in net for net in TEST_NETS))
 
 
 def _check(sock: socket.socket, address: Any) -> None:
     if sock.family in (socket.AF_INET, socket.AF_INET6) and not is_loopback(address[0]):
         raise ConnectionRefusedError(f"tests may only connect to loopback, not {address[0]!r}")
+
+
+def _sendto(self: socket.socket, data: Any, *args: Any) -> int:
+    _check(self, args[-1])
+    return int(_real[3](self, data, *args))
 
 
 def _connect(self: socket.socket, address: Any) -> None:
@@ -53,6 +69,7 @@ def install(children: bool = True) -> None:
     socket.socket.connect = _connect  # type: ignore[method-assign,assignment]
     socket.socket.connect_ex = _connect_ex  # type: ignore[method-assign,assignment]
     socket.getaddrinfo = _getaddrinfo
+    socket.socket.sendto = _sendto  # type: ignore[method-assign,assignment]
     if children:
         os.environ["MEDIAMESH_LOOPBACK_ONLY"] = "1"
         path = os.environ.get("PYTHONPATH", "")
@@ -61,7 +78,7 @@ def install(children: bool = True) -> None:
 
 
 def uninstall() -> None:
-    socket.socket.connect, socket.socket.connect_ex, socket.getaddrinfo = _real  # type: ignore[method-assign]
+    socket.socket.connect, socket.socket.connect_ex, socket.getaddrinfo, socket.socket.sendto = _real  # type: ignore[method-assign]
 
 
 def installed() -> bool:

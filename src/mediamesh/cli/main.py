@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from mediamesh import __version__
-from mediamesh.cli import jobs, media, project, scan, serve, source, token
+from mediamesh.cli import discover, jobs, media, project, scan, serve, source, token
 
 app = typer.Typer(
     rich_markup_mode=None,
@@ -25,6 +25,7 @@ app.command("import")(project.import_)
 app.command("scan")(scan.scan)
 app.command("whereis")(media.whereis)
 app.command("serve")(serve.serve)
+app.command("discover")(discover.discover)
 
 
 @app.command("version")

@@ -207,11 +207,27 @@ async def dashboard_live(request: Request, me: Me) -> Response:
 
 
 # -- sources --------------------------------------------------------------------------------------------
+Prefill = Annotated[
+    str | None, Query(max_length=1000, description="A form field filled in (from discovery).")
+]
+
+
 @router.get("/sources/new")
 async def new_source(
-    request: Request, me: Me, kind: Annotated[str, Query(pattern="^[a-z]{1,16}$")] = "local"
+    request: Request,
+    me: Me,
+    kind: Annotated[str, Query(pattern="^[a-z]{1,16}$")] = "local",
+    host: Prefill = None,
+    port: Prefill = None,
+    share: Prefill = None,
+    export: Prefill = None,
+    folder: Prefill = None,
+    user: Prefill = None,
 ) -> Response:
     chosen = source_svc.source_kind(kind)  # InvalidInput names the kinds there are
+    given = {"host": host, "port": port, "share": share, "export": export, "folder": folder, "user": user}
+    # A share picked in "Found on your network" arrives as the kind's fields; never a secret.
+    values = {o.name: given[o.name] for o in chosen.options if not o.secret and given.get(o.name)}
     return render(
         request,
         "source_form.html",
@@ -219,7 +235,8 @@ async def new_source(
         source=None,
         kind=chosen,
         kinds=source_svc.registered_kinds(),
-        values={},
+        values=values,
+        discovery=ctx_of(request).settings.discovery == "on" and me.is_admin,
     )
 
 

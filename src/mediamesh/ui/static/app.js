@@ -472,6 +472,78 @@ function addToProject(form) {
   });
 }
 
+/** "Found on your network": hosts that announced themselves (or the one asked), each offer a link that
+ * opens this form with its fields filled in. Names come from the network: shown as text, never as HTML. */
+function discoveryPanel(panel) {
+  const list = document.getElementById("discovered");
+  const status = document.getElementById("discovery-status");
+  const hostForm = document.getElementById("discovery-host");
+
+  function offerItem(offer) {
+    const li = document.createElement("li");
+    const params = new URLSearchParams({ kind: offer.kind, ...offer.fields });
+    const link = document.createElement("a");
+    link.href = "/sources/new?" + params.toString();
+    link.textContent = `${offer.kind.toUpperCase()} ${offer.name}`;
+    li.append(link);
+    if (offer.comment) li.append(" ", Object.assign(document.createElement("span"), { className: "muted", textContent: offer.comment }));
+    if (offer.registered) {
+      li.append(" ", Object.assign(document.createElement("span"), { className: "badge online", textContent: `added as ${offer.registered}` }));
+    }
+    return li;
+  }
+
+  function show(data) {
+    list.replaceChildren();
+    for (const host of data.hosts) {
+      const item = document.createElement("li");
+      const title = document.createElement("strong");
+      title.textContent = host.names.length ? host.names.join(", ") : host.address;
+      item.append(title, " ", Object.assign(document.createElement("span"), {
+        className: "muted",
+        textContent: [host.names.length ? host.address : "", host.model || ""].filter(Boolean).join(" · "),
+      }));
+      const offers = document.createElement("ul");
+      for (const offer of host.offers) offers.append(offerItem(offer));
+      if (!host.offers.length) {
+        offers.append(Object.assign(document.createElement("li"), {
+          className: "muted",
+          textContent: host.errors.length ? host.errors.join("; ") : "No shares listed to a guest: add it by hand with a user and password.",
+        }));
+      }
+      item.append(offers);
+      list.append(item);
+    }
+    status.textContent = data.hosts.length
+      ? "Pick a share: the form below is filled in; then Test connection."
+      : data.hint || "That host listed nothing to a guest.";
+  }
+
+  async function look(host, fresh = false) {
+    panel.setAttribute("aria-busy", "true");
+    status.textContent = host ? `Asking ${host}…` : "Listening for NAS and computers that announce themselves…";
+    const params = new URLSearchParams(host ? { host } : {});
+    if (fresh) params.set("fresh", "true");
+    const query = params.toString() ? "?" + params.toString() : "";
+    const answer = await api("GET", "/api/v1/discovery" + query);
+    panel.setAttribute("aria-busy", "false");
+    if (!answer.ok) {
+      list.replaceChildren();
+      status.textContent = messageOf(answer);
+      return;
+    }
+    show(answer.data);
+  }
+
+  hostForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const host = hostForm.elements.host.value.trim();
+    if (host) look(host);
+  });
+  document.getElementById("discovery-again").addEventListener("click", () => look(null, true));
+  look(null);
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   // Filters folded away on a phone are laid open on a wide screen.
   if (matchMedia("(min-width: 721px)").matches) document.querySelectorAll("details[data-open-wide]").forEach((d) => { d.open = true; });
@@ -479,6 +551,8 @@ document.addEventListener("DOMContentLoaded", () => {
   watchMore(document);
   const source = document.getElementById("source-form");
   if (source) sourceForm(source);
+  const discovery = document.getElementById("discovery");
+  if (discovery) discoveryPanel(discovery);
   document.querySelectorAll("form.rule-form").forEach(ruleForm);
   rulesList();
   const tokens = document.getElementById("token-form");
