@@ -18,8 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
 from mediamesh.discovery import wsd
+from mediamesh.server import create_app
+from mediamesh.services import tokens as token_svc
+from tests.conftest import make_settings
+from tests.servers import samba
 from tests.servers.lan import Host, Lan
 
 for tool in ("smbd", "ganesha.nfsd", "rpcbind", "wsdd"):
@@ -51,7 +56,7 @@ def _smbd(host: Host, workdir: Path, shares: dict[str, Path]) -> None:
     for name in ("private", "lock", "state", "cache", "pid", "ncalrpc"):
         (workdir / name).mkdir(parents=True, exist_ok=True)
     sections = "".join(
-        f"[{name}]\n  path = {path}\n  read only = yes\n  guest ok = yes\n  comment = {name} files\n"
+        f"[{name}]\n  path = {path}\n  read only = yes\n  guest ok = yes\n  force user = root\n  comment = {name} files\n"
         for name, path in shares.items()
     )
     conf = workdir / "smb.conf"
@@ -72,8 +77,18 @@ def _smbd(host: Host, workdir: Path, shares: dict[str, Path]) -> None:
           pid directory = {workdir}/pid
           ncalrpc dir = {workdir}/ncalrpc
           log file = {workdir}/log.smbd
+          passdb backend = tdbsam:{workdir}/private/passdb.tdb
         """)
         + sections
+    )
+    # A user as on a NAS (shares are listed to guests; reading one needs a login).
+    if subprocess.run(["id", samba.USER], check=False, capture_output=True).returncode != 0:
+        subprocess.run(["useradd", "-M", "-s", "/usr/sbin/nologin", samba.USER], check=True)
+    subprocess.run(
+        ["smbpasswd", "-c", str(conf), "-a", "-s", samba.USER],
+        input=f"{samba.PASSWORD}\n{samba.PASSWORD}\n".encode(),
+        check=True,
+        capture_output=True,
     )
     host.popen(
         ["/usr/sbin/smbd", "--foreground", "--no-process-group", f"--configfile={conf}", "-d", "1"],
@@ -262,6 +277,9 @@ def test_a_host_that_is_not_there_is_reported_not_waited_for(network: Network) -
     assert run.returncode == 0, run.stderr
     [host] = json.loads(run.stdout)["hosts"]
     assert host["offers"] == []
+    assert any("SMB shares of" in e for e in host["errors"]) and any(
+        "NFS exports of" in e for e in host["errors"]
+    )
     assert time.monotonic() - started < 40
 
 
@@ -277,3 +295,61 @@ def test_addresses_naming_another_host_than_the_sender_are_not_followed() -> Non
     assert wsd.parse_match(reply, "10.9.9.9") == ("urn:uuid:1", "http://10.9.9.9:5357/1")
     assert wsd.parse_match(reply, "10.9.9.8") == ("urn:uuid:1", None)  # answered, but nothing to follow
     assert wsd.parse_match(b"<!DOCTYPE x [<!ENTITY a 'b'>]><x>&a;</x>", "10.9.9.9") is None
+
+
+def test_a_new_user_picks_a_share_in_the_browser_and_adds_it(network: Network) -> None:
+    """Two clicks from "Add a source" to a registered share, in Chromium, on a host of this LAN."""
+    script = Path(__file__).with_name("discovery_browser.py")
+    shot = Path(__file__).resolve().parent.parent / "test-artifacts" / "ui" / "14-found-on-your-network.png"
+    run = network.client.run(
+        [
+            sys.executable,
+            str(script),
+            str(network.workdir),
+            network.nas.address,
+            str(shot),
+            samba.USER,
+            samba.PASSWORD,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert run.returncode == 0, run.stderr[-6000:]
+    assert shot.exists()
+
+
+# -- the API and the page, on this machine (a typed host only: nothing is multicast here) ----------------
+@pytest.fixture
+def app_on(tmp_path: Path) -> Iterator[TestClient]:
+    app = create_app(make_settings(tmp_path, discovery="on"))
+    with TestClient(app, client=("127.0.0.1", 40000)) as client:
+        yield client
+
+
+def test_the_api_is_for_admins_and_asks_a_typed_host(app_on: TestClient) -> None:
+    ctx = app_on.app.state.ctx  # type: ignore[attr-defined]
+    _, admin = token_svc.create_token(ctx, "admin", "admin")
+    _, writer = token_svc.create_token(ctx, "writer", "write")
+    assert app_on.get("/api/v1/discovery", headers={"Authorization": f"Bearer {writer}"}).status_code == 403
+    asked = app_on.get("/api/v1/discovery?host=127.0.0.1", headers={"Authorization": f"Bearer {admin}"})
+    assert asked.status_code == 200, asked.text
+    [host] = asked.json()["hosts"]
+    assert host["address"] == "127.0.0.1" and host["via"] == ["typed"] and host["offers"] == []
+    assert host["errors"]  # nothing answers on 445 or 111 here: said, not hidden
+    bad = app_on.get("/api/v1/discovery?host=smb://nas/video", headers={"Authorization": f"Bearer {admin}"})
+    assert bad.status_code == 422 and "host name or address" in bad.json()["error"]["message"]
+    page = app_on.post("/sign-in", data={"token": admin, "next": "/sources/new"})
+    assert 'id="discovery"' in page.text
+    app_on.post("/sign-out", data={"csrf_token": ""})
+
+
+def test_off_means_off(tmp_path: Path) -> None:
+    app = create_app(make_settings(tmp_path, discovery="off"))
+    with TestClient(app, client=("127.0.0.1", 40000)) as client:
+        _, admin = token_svc.create_token(app.state.ctx, "admin", "admin")
+        refused = client.get("/api/v1/discovery?host=127.0.0.1", headers={"Authorization": f"Bearer {admin}"})
+        assert refused.status_code == 403 and "MEDIAMESH_DISCOVERY=off" in refused.json()["error"]["message"]
+        page = client.post("/sign-in", data={"token": admin, "next": "/sources/new"})
+        assert page.status_code == 200 and "Add a source" in page.text and 'id="discovery"' not in page.text

@@ -9,7 +9,9 @@ browse again); a listing with a password is never kept.
 
 from __future__ import annotations
 
+import ipaddress
 import re
+import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -44,6 +46,21 @@ def _valid_host(text: str) -> str:
     return host.strip("[]")
 
 
+def _typed(host: str) -> Announced:
+    """A host the user typed, by its address: a name is resolved here (DNS, hosts file), so that the SMB
+    client never falls back to NetBIOS broadcasts to find it."""
+    try:
+        ipaddress.ip_address(host)
+        return Announced(host, via={"typed"})
+    except ValueError:
+        pass
+    try:
+        address = str(socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)[0][4][0])
+    except (OSError, UnicodeError) as exc:
+        raise InvalidInput(f"{host!r} cannot be resolved to an address ({exc})") from None
+    return Announced(address, names={host}, via={"typed"})
+
+
 def _registered(ctx: Context) -> list[tuple[str, str, str]]:
     """(scheme, host, path) of every registered source's location, lower-cased, to match shares against."""
     with ctx.catalog.read() as conn:
@@ -56,13 +73,8 @@ def _registered(ctx: Context) -> list[tuple[str, str, str]]:
     return out
 
 
-def _registered_as(known: list[tuple[str, str, str]], scheme: str, host: Announced, path: str) -> str | None:
+def _registered_as(known: list[tuple[str, str, str]], scheme: str, hosts: set[str], path: str) -> str | None:
     """The source already registered for this share (by the host's address or a name it announced)."""
-    hosts = {
-        host.address.lower(),
-        *(n.lower() for n in host.names),
-        *(f"{n.lower()}.local" for n in host.names),
-    }
     wanted = path.rstrip("/").lower()
     for name, known_scheme, key in known:
         known_host, _, known_path = key.partition("|")
@@ -75,13 +87,25 @@ def _registered_as(known: list[tuple[str, str, str]], scheme: str, host: Announc
     return None
 
 
+def _with_registered(result: dict[str, Any], known: list[tuple[str, str, str]]) -> dict[str, Any]:
+    """A copy of a (maybe kept) answer, each offer saying which source it is registered as now."""
+    hosts = []
+    for host in result["hosts"]:
+        spellings = {host["address"].lower(), *(n.lower() for n in host["names"])}
+        spellings |= {f"{n}.local" for n in spellings}
+        offers = [
+            {**o, "registered": _registered_as(known, urlsplit(o["location"]).scheme, spellings, o["path"])}
+            for o in host["offers"]
+        ]
+        hosts.append({**host, "offers": offers})
+    return {**result, "hosts": hosts}
+
+
 def _location_host(address: str) -> str:
     return f"[{address}]" if ":" in address else address
 
 
-def _offers(
-    host: Announced, known: list[tuple[str, str, str]], user: str | None, password: str | None
-) -> dict[str, Any]:
+def _offers(host: Announced, user: str | None, password: str | None) -> dict[str, Any]:
     """What one host offers: its shares and exports as ready-made locations and form fields."""
     offered: list[dict[str, Any]] = []
     errors: list[str] = []
@@ -102,12 +126,11 @@ def _offers(
                         "comment": share.comment,
                         "location": f"smb://{at}{'' if port == 445 else f':{port}'}/{share.name}",
                         "fields": fields,
-                        "registered": _registered_as(known, "smb", host, "/" + share.name),
+                        "path": "/" + share.name,
                     }
                 )
         except shares.ListingError as exc:
-            if "smb" in host.services:  # a typed host need not speak SMB: say nothing then
-                errors.append(str(exc))
+            errors.append(str(exc))
     if "nfs" in host.services or "typed" in host.via:
         try:
             for export in shares.nfs_exports(host.address, LIST_SECONDS):
@@ -118,12 +141,11 @@ def _offers(
                         "comment": "",
                         "location": f"nfs://{at}{export}",
                         "fields": {"host": host.address, "export": export},
-                        "registered": _registered_as(known, "nfs", host, export),
+                        "path": export,
                     }
                 )
         except shares.ListingError as exc:
-            if "nfs" in host.services:
-                errors.append(str(exc))
+            errors.append(str(exc))
     if "sftp" in host.services:
         port = host.services["sftp"]
         offered.append(
@@ -133,9 +155,11 @@ def _offers(
                 "comment": "log in to choose a folder",
                 "location": f"sftp://{at}{'' if port == 22 else f':{port}'}/",
                 "fields": {"host": host.address, **({"port": str(port)} if port != 22 else {})},
-                "registered": None,
+                "path": "",
             }
         )
+    if "typed" in host.via and offered:
+        errors = []  # a typed host need not speak both: what it does not speak is no error then
     return {
         "address": host.address,
         "names": sorted(host.names),
@@ -174,17 +198,16 @@ class Discovery:
             with self._lock:
                 kept = self._kept.get(key)
             if kept is not None and time.monotonic() - kept[0] < TTL:
-                return kept[1]
+                return _with_registered(kept[1], _registered(self.ctx))
         if typed is not None:
-            heard = [Announced(typed, via={"typed"})]
+            heard = [_typed(typed)]
         else:
             with ThreadPoolExecutor(2, thread_name_prefix="mediamesh-discovery") as pool:
                 heard_mdns = pool.submit(mdns.browse, seconds)
                 heard_wsd = pool.submit(wsd.probe, seconds)
                 heard = _merge(heard_mdns.result(), heard_wsd.result())
-        known = _registered(self.ctx)
         with ThreadPoolExecutor(8, thread_name_prefix="mediamesh-discovery") as pool:
-            hosts = list(pool.map(lambda h: _offers(h, known, user, password), heard))
+            hosts = list(pool.map(lambda h: _offers(h, user, password), heard))
         hosts.sort(key=lambda h: (not h["offers"], (h["names"] or [h["address"]])[0].lower()))
         result = {
             "hosts": hosts,
@@ -196,7 +219,7 @@ class Discovery:
         if password is None:
             with self._lock:
                 self._kept[key] = (time.monotonic(), result)
-        return result
+        return _with_registered(result, _registered(self.ctx))
 
 
 def _merge(*groups: list[Announced]) -> list[Announced]:
