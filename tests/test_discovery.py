@@ -127,7 +127,9 @@ def _ganesha(host: Host, workdir: Path, export: Path) -> None:
         """)
     )
     # rpcbind first: ganesha registers its MOUNT service there, where clients look it up (port 111).
-    host.popen(["rpcbind", "-f", "-w"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Cold (no -w): nothing of an earlier run is restored. Its Unix socket is in /run, shared with this
+    # machine: the fixture removes it afterwards if it was not there before.
+    host.popen(["rpcbind", "-f"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(0.5)
     host.popen(
         [
@@ -183,6 +185,8 @@ class Network:
 @pytest.fixture(scope="module")
 def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
     workdir = tmp_path_factory.mktemp("lan")
+    rpcbind_socket = Path("/run/rpcbind.sock")
+    socket_was_there = rpcbind_socket.exists()
     lan = Lan(workdir)
     try:
         client, nas, windows = lan.host("client"), lan.host("nas"), lan.host("win")
@@ -214,6 +218,8 @@ def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
         yield Network(lan, client, nas, windows, video, workdir)
     finally:
         lan.close()
+        if not socket_was_there:
+            rpcbind_socket.unlink(missing_ok=True)
 
 
 def by_address(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
