@@ -359,3 +359,31 @@ def test_off_means_off(tmp_path: Path) -> None:
         assert refused.status_code == 403 and "MEDIAMESH_DISCOVERY=off" in refused.json()["error"]["message"]
         page = client.post("/sign-in", data={"token": admin, "next": "/sources/new"})
         assert page.status_code == 200 and "Add a source" in page.text and 'id="discovery"' not in page.text
+
+
+def test_a_way_of_listening_that_fails_is_said_and_the_other_still_answers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A unit test (nothing may be multicast from this machine): mDNS fails to listen, WS-Discovery hears
+    nothing; the answer says so instead of failing."""
+    from mediamesh.context import create_context
+    from mediamesh.discovery import mdns
+    from mediamesh.errors import InvalidInput
+    from mediamesh.services import discovery as svc
+
+    def unreachable(seconds: float) -> list[object]:
+        raise OSError(101, "Network is unreachable")
+
+    monkeypatch.setattr(mdns, "browse", unreachable)
+    monkeypatch.setattr(wsd, "probe", lambda seconds: [])
+    ctx = create_context(make_settings(tmp_path, discovery="on"))
+    try:
+        found = svc.Discovery(ctx).find(seconds=0.5)
+        assert found["hosts"] == [] and "network_mode: host" in (found["hint"] or "")
+        assert found["problems"] == [
+            "mDNS could not listen on this network: [Errno 101] Network is unreachable"
+        ]
+        with pytest.raises(InvalidInput, match="for one host"):
+            svc.Discovery(ctx).find(user="ana", password="x")
+    finally:
+        ctx.close()

@@ -10,15 +10,18 @@ browse again); a listing with a password is never kept.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import re
 import socket
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import select
+from zeroconf import Error as ZeroconfError
 
 from mediamesh.catalog.schema import sources
 from mediamesh.catalog.times import iso, now_utc
@@ -32,6 +35,7 @@ MAX_SECONDS = 15.0
 #: How long one host may take to list its shares (each of SMB and NFS).
 LIST_SECONDS = 5.0
 TTL = 60.0
+log = logging.getLogger(__name__)
 _HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.\-]{0,251}[A-Za-z0-9])?|\[?[0-9A-Fa-f:.]{2,45}\]?")
 NOT_FOUND_HINT = (
     "Nothing announced itself. In Docker, a bridge network carries no multicast: run the container with "
@@ -193,18 +197,22 @@ class Discovery:
         if not 0.5 <= seconds <= MAX_SECONDS:
             raise InvalidInput(f"seconds must be between 0.5 and {MAX_SECONDS:.0f}")
         typed = _valid_host(host) if host is not None else None
+        if typed is None and (user is not None or password is not None):
+            raise InvalidInput("a user and password are for one host: name it (--host, host)")
         key = (typed, seconds)
-        if password is None and not fresh:
+        keep = user is None and password is None  # what one user is shown is never kept for the next
+        if keep and not fresh:
             with self._lock:
                 kept = self._kept.get(key)
             if kept is not None and time.monotonic() - kept[0] < TTL:
                 return _with_registered(kept[1], _registered(self.ctx))
+        problems: list[str] = []
         if typed is not None:
             heard = [_typed(typed)]
         else:
             with ThreadPoolExecutor(2, thread_name_prefix="mediamesh-discovery") as pool:
-                heard_mdns = pool.submit(mdns.browse, seconds)
-                heard_wsd = pool.submit(wsd.probe, seconds)
+                heard_mdns = pool.submit(_listening, "mDNS", mdns.browse, seconds, problems)
+                heard_wsd = pool.submit(_listening, "WS-Discovery", wsd.probe, seconds, problems)
                 heard = _merge(heard_mdns.result(), heard_wsd.result())
         with ThreadPoolExecutor(8, thread_name_prefix="mediamesh-discovery") as pool:
             hosts = list(pool.map(lambda h: _offers(h, user, password), heard))
@@ -215,11 +223,25 @@ class Discovery:
             "seconds": seconds,
             "at": iso(now_utc()),
             "hint": NOT_FOUND_HINT if not hosts and typed is None else None,
+            "problems": problems,
         }
-        if password is None:
+        if keep:
             with self._lock:
                 self._kept[key] = (time.monotonic(), result)
         return _with_registered(result, _registered(self.ctx))
+
+
+def _listening(
+    what: str, listen: Callable[[float], list[Announced]], seconds: float, problems: list[str]
+) -> list[Announced]:
+    """One way of listening; a network that does not allow it (no multicast route, no interface) is
+    said, and the other way still answers."""
+    try:
+        return listen(seconds)
+    except (OSError, RuntimeError, ZeroconfError) as exc:
+        log.warning("discovery: %s could not listen: %s", what, exc)
+        problems.append(f"{what} could not listen on this network: {exc}")
+        return []
 
 
 def _merge(*groups: list[Announced]) -> list[Announced]:

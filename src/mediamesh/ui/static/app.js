@@ -514,9 +514,12 @@ function discoveryPanel(panel) {
       item.append(offers);
       list.append(item);
     }
-    status.textContent = data.hosts.length
-      ? "Pick a share: the form below is filled in; then Test connection."
-      : data.hint || "That host listed nothing to a guest.";
+    status.textContent = [
+      data.hosts.length
+        ? "Pick a share: the form below is filled in; then Test connection."
+        : data.hint || "That host listed nothing to a guest.",
+      ...(data.problems || []),
+    ].join(" ");
   }
 
   async function look(host, fresh = false) {
