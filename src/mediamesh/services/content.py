@@ -21,8 +21,8 @@ from mediamesh.errors import Conflict, NotFound, SourceUnavailable
 from mediamesh.services.media import parse_media_id
 from mediamesh.services.sources import backend_for
 
-# Online first, then degraded, then not yet known; offline sources are still tried last (health may lag).
-_HEALTH_ORDER = {"online": 0, "degraded": 1, "unknown": 2, "offline": 3}
+#: Online first, then degraded, then not yet known; offline sources are still tried last (health may lag).
+HEALTH_ORDER = {"online": 0, "degraded": 1, "unknown": 2, "offline": 3}
 
 
 @dataclass
@@ -67,7 +67,7 @@ def _candidates(conn: Connection, *conds: Any) -> list[Any]:
 
     def preference(r: Any) -> tuple[int, int, str, str]:
         priority = int((r.options or {}).get("priority", 0))
-        return (_HEALTH_ORDER.get(r.health_status, 2), -priority, r.source, r.path)
+        return (HEALTH_ORDER.get(r.health_status, 2), -priority, r.source, r.path)
 
     return sorted(rows, key=preference)
 

@@ -42,14 +42,15 @@ from mediamesh.projects.rules import compile_template
 from mediamesh.scanning.globs import Glob
 from mediamesh.scanning.names import path_key
 from mediamesh.services import content as content_svc
+from mediamesh.services.media import present_copies
 
 #: Entries per page of a listing (one query each).
 PAGE = 1000
 #: Projects whose layout is kept (per catalog generation).
 KEPT_LAYOUTS = 8
 TOP = ("sources", "projects", "media", "duplicates")
-# Best first: the copy a listing names and a read tries first.
-_HEALTH = {"online": 0, "degraded": 1, "unknown": 2, "offline": 3}
+# Best first: the copy a listing names and a read tries first, in the order reads try sources.
+_HEALTH = content_svc.HEALTH_ORDER
 
 
 @dataclass(frozen=True, slots=True)
@@ -381,14 +382,8 @@ class Namespace:
         return Node(media_id + _extension(best.path), False, best.msize, best.mtime_ns, media_id, best.id)
 
     def _media_pages(self, duplicates: bool) -> Iterator[list[Node]]:
-        copies = (
-            select(func.count())
-            .select_from(files)
-            .where(files.c.media_id == media.c.id, files.c.state == "present")
-            .scalar_subquery()
-        )
         wanted = (
-            copies > 1
+            present_copies() > 1
             if duplicates
             else exists().where(files.c.media_id == media.c.id, files.c.state == "present")
         )
