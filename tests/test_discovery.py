@@ -37,7 +37,10 @@ from zeroconf import ServiceInfo, Zeroconf
 address, name = sys.argv[1], sys.argv[2]
 zc = Zeroconf(interfaces=[address])
 infos = [
-    ServiceInfo(f"{t}", f"{name}.{t}", addresses=[socket.inet_aton(address)], port=port,
+    # Besides its own address it announces loopback, which must never be asked anything: an announcement
+    # may not point the server at its own services.
+    ServiceInfo(f"{t}", f"{name}.{t}", port=port,
+                addresses=[socket.inet_aton(a) for a in (address, "127.0.0.1")],
                 properties=props, server=f"{name.lower()}.local.")
     for t, port, props in (
         ("_smb._tcp.local.", 445, {}),
@@ -296,11 +299,11 @@ def test_addresses_naming_another_host_than_the_sender_are_not_followed() -> Non
           xmlns:wsd="http://schemas.xmlsoap.org/ws/2005/04/discovery"><soap:Body><wsd:ProbeMatches>
           <wsd:ProbeMatch><wsa:EndpointReference><wsa:Address>urn:uuid:1</wsa:Address></wsa:EndpointReference>
           <wsd:Types>wsdp:Device pub:Computer</wsd:Types>
-          <wsd:XAddrs>http://203.0.113.9:5357/1 http://10.9.9.9:5357/1</wsd:XAddrs></wsd:ProbeMatch>
+          <wsd:XAddrs>http://127.0.0.3:5357/1 http://127.0.0.2:5357/1</wsd:XAddrs></wsd:ProbeMatch>
         </wsd:ProbeMatches></soap:Body></soap:Envelope>""").encode()
-    assert wsd.parse_match(reply, "10.9.9.9") == ("urn:uuid:1", "http://10.9.9.9:5357/1")
-    assert wsd.parse_match(reply, "10.9.9.8") == ("urn:uuid:1", None)  # answered, but nothing to follow
-    assert wsd.parse_match(b"<!DOCTYPE x [<!ENTITY a 'b'>]><x>&a;</x>", "10.9.9.9") is None
+    assert wsd.parse_match(reply, "127.0.0.2") == ("urn:uuid:1", "http://127.0.0.2:5357/1")
+    assert wsd.parse_match(reply, "127.0.0.4") == ("urn:uuid:1", None)  # answered, but nothing to follow
+    assert wsd.parse_match(b"<!DOCTYPE x [<!ENTITY a 'b'>]><x>&a;</x>", "127.0.0.2") is None
 
 
 def test_a_new_user_picks_a_share_in_the_browser_and_adds_it(network: Network) -> None:
