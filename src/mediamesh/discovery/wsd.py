@@ -9,6 +9,7 @@ import http.client
 import socket
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 from xml.sax.saxutils import escape
 
@@ -34,6 +35,8 @@ _ENVELOPE = (
 )
 #: The largest reply read (a ProbeMatch is about 1 KB; metadata a few).
 MAX_REPLY = 64 << 10
+#: Hosts taken from one probe, whose names are then asked for 8 at a time: answers that flood in stall nothing.
+MAX_HOSTS = 64
 
 
 def _message(to: str, action: str, body: str, extra: str = "") -> bytes:
@@ -138,17 +141,21 @@ def probe(seconds: float) -> list[Announced]:
             if found is None:
                 continue
             endpoint, url = found
+            if sender not in endpoints and len(endpoints) >= MAX_HOSTS:
+                continue
             if url is not None:
                 urls[sender] = url
             elif sender not in endpoints:
                 sock.sendto(resolve_message(endpoint), GROUP)
             endpoints[sender] = endpoint
-    hosts = []
-    for address, endpoint in sorted(endpoints.items()):
+
+    def named(address: str) -> Announced:
         host = Announced(address, via={"wsd"}, services={"smb": 445})
         url = urls.get(address)
-        name = _get_name(endpoint, url, timeout=min(2.0, seconds)) if url else None
+        name = _get_name(endpoints[address], url, timeout=min(2.0, seconds)) if url else None
         if name:
             host.names.add(name)
-        hosts.append(host)
-    return hosts
+        return host
+
+    with ThreadPoolExecutor(8, thread_name_prefix="mediamesh-wsd") as pool:
+        return list(pool.map(named, sorted(endpoints)))
