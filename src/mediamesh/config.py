@@ -101,6 +101,24 @@ class Settings(BaseSettings):
         pattern="^(eager|lazy|off)$",
         description="eager: made in the scan; lazy: on first request; off: placeholders only.",
     )
+    watch_poll_interval: float = Field(
+        60.0,
+        ge=5,
+        le=86400,
+        description="Seconds between polls of folder signatures, for watched sources without change "
+        "notifications (NFS, SFTP, network mounts).",
+    )
+    watch_reconcile_hours: float = Field(
+        24.0,
+        ge=0,
+        description="A watched source with no schedule of its own gets a full scan this often (0: never), "
+        "so that a change the watch missed is never a lost file.",
+    )
+    webhook_allow: str = Field(
+        "",
+        description="Where webhooks may send events: comma-separated networks (192.168.1.0/24) and host "
+        "names; empty: no webhook can be registered.",
+    )
     commit_batch: int = Field(5000, ge=1, description="Catalog rows written per transaction during a scan.")
 
     @field_validator("public_url")

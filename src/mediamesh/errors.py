@@ -56,6 +56,13 @@ class LocationUnreachable(SourceUnavailable):
     status = 422
 
 
+class TooBusy(MediameshError):
+    """The server serves as many of these at once as it will (event streams): try again later."""
+
+    code = "too_busy"
+    status = 503
+
+
 class ConfigurationError(MediameshError):
     code = "configuration_error"
     status = 500

@@ -12,18 +12,21 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from mediamesh import __version__
 from mediamesh.api.metrics import CONTENT_TYPE, Metrics, MetricsMiddleware
 from mediamesh.api.responses import FastJSON
-from mediamesh.api.routes import catalog, discovery, jobs, projects, sources, tokens
+from mediamesh.api.routes import catalog, discovery, events, jobs, projects, sources, tokens, webhooks
 from mediamesh.api.schemas import COMMON
 from mediamesh.api.schemas import errors as error_responses
 from mediamesh.config import Settings
 from mediamesh.context import Context, create_context
 from mediamesh.dav import routes as dav
 from mediamesh.services.discovery import Discovery
+from mediamesh.services.events import EventHub
 from mediamesh.services.jobs import JobRunner, Lane
 from mediamesh.services.lifecycle import SourceManager, recover_abandoned
 from mediamesh.services.scan_runner import ScanQueue
 from mediamesh.services.scans import HANDLERS
 from mediamesh.services.scheduler import Scheduler
+from mediamesh.services.watch import WatchManager
+from mediamesh.services.webhooks import WebhookSender
 from mediamesh.ui import pages as ui_pages
 from mediamesh.web import errors
 from mediamesh.web.deps import no_unknown_query, run_query
@@ -43,6 +46,10 @@ def create_app(settings: Settings) -> FastAPI:
     runner = job_runner(ctx)
     scans = ScanQueue(ctx, runner)
     scheduler = Scheduler(ctx, scans)
+    hub = EventHub(ctx)
+    sender = WebhookSender(ctx)
+    hub.listeners.append(sender.wake)
+    watches = WatchManager(ctx)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -53,8 +60,14 @@ def create_app(settings: Settings) -> FastAPI:
         manager.start(declared)
         runner.start()  # jobs a previous run left (even after kill -9) are taken up again
         scheduler.start()
+        hub.start()
+        sender.start()
+        watches.start()  # live changes: notifications or polls become scans of the folders that changed
         ui_pages.warm_up(ctx)
         yield
+        watches.stop()
+        sender.stop()
+        hub.stop()
         scheduler.stop()
         runner.stop()  # running jobs are cancelled and given back to the queue: resumed at the next start
         manager.stop()
@@ -77,6 +90,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.jobs = runner
     app.state.scheduler = scheduler
     app.state.discovery = Discovery(ctx)
+    app.state.events = hub
+    app.state.watches = watches
     metrics = Metrics(ctx, scans)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(RequestLimits)  # bodies, authentication before them, streams per client
@@ -88,6 +103,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(projects.router)
     app.include_router(jobs.router)
     app.include_router(discovery.router)
+    app.include_router(events.router)
+    app.include_router(webhooks.router)
     dav.install(app)  # the read-only WebDAV view at /dav/
     ui_pages.install(app)  # the web UI at /, on the same services
 

@@ -20,6 +20,8 @@ from pathlib import Path
 USER = "mmtest"
 PASSWORD = "correct horse battery"
 SHARE = "media"
+#: The same folder, writable: another computer copying onto the share (mediamesh itself only reads).
+WRITABLE_SHARE = "media-rw"
 
 
 def free_port() -> int:
@@ -40,6 +42,22 @@ class SambaServer:
 
     def url(self, sub: str = "", user: str = USER) -> str:
         return f"smb://{user}@127.0.0.1:{self.port}/{SHARE}" + (f"/{sub}" if sub else "")
+
+    def put(self, data: bytes, remote: str) -> None:
+        """Write a file onto the share through smbd, as a PC copying onto the NAS would (its folders made
+        first). Through the writable share: mediamesh's own share is read-only."""
+        import smbclient
+
+        kw = {"port": self.port, "username": USER, "password": PASSWORD, "connection_cache": {}}
+        base = rf"\\127.0.0.1\{WRITABLE_SHARE}"
+        try:
+            folder = "\\".join(remote.split("/")[:-1])
+            if folder:
+                smbclient.makedirs(base + "\\" + folder, exist_ok=True, **kw)
+            with smbclient.open_file(base + "\\" + remote.replace("/", "\\"), mode="wb", **kw) as fh:
+                fh.write(data)
+        finally:
+            smbclient.reset_connection_cache(connection_cache=kw["connection_cache"])
 
     def _conf(self) -> Path:
         d = self.workdir
@@ -71,6 +89,11 @@ class SambaServer:
 [{SHARE}]
   path = {self.share_dir}
   read only = yes
+  valid users = {USER}
+  force user = root
+[{SHARE}-rw]
+  path = {self.share_dir}
+  read only = no
   valid users = {USER}
   force user = root
 """)

@@ -13,9 +13,10 @@ import io
 import os
 import posixpath
 import re
+import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Self
 
@@ -70,6 +71,14 @@ class Entry:
     file_id: str | None = None
 
 
+class WatchUnsupported(Exception):
+    """The source cannot report changes; the message says why in words a user can act on."""
+
+
+#: ``changed(folder)``: a folder (relative to the root) whose entries changed; None: anything may have.
+Changed = Callable[[str | None], None]
+
+
 @dataclass(frozen=True, slots=True)
 class Features:
     """Optional abilities of a backend."""
@@ -84,6 +93,9 @@ class Features:
     #: The resolution of the modification times the backend reports (1 ns local, 1 µs SMB): a change
     #: smaller than this cannot be seen, and the conformance suite checks list and stat agree to it.
     mtime_precision_ns: int = 1
+    #: The backend reports changes as they happen (:meth:`Backend.watch`): inotify, SMB CHANGE_NOTIFY.
+    #: Without it, the server polls folder signatures instead.
+    notify: bool = False
 
     def public(self) -> dict[str, Any]:
         """What is stored with a source and shown by the API."""
@@ -91,6 +103,7 @@ class Features:
             "file_ids": self.file_ids,
             "case_insensitive": self.case_insensitive,
             "mtime_precision_ns": self.mtime_precision_ns,
+            "notify": self.notify,
         }
 
 
@@ -231,6 +244,16 @@ class Backend(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections; the backend may be used again afterwards (it reconnects)."""
+
+    def watch(self, stop: threading.Event, changed: Changed, ready: Callable[[dict[str, Any]], None]) -> None:
+        """Report changes until ``stop`` is set: ``changed(folder)`` for a folder whose entries changed
+        (a file added, removed, renamed or written in it), ``changed(None)`` when the backend lost track
+        (an overflow: anything may have changed). ``ready(info)`` is called once watching has started,
+        with what to show (``{"via": "inotify", "folders": 120}``).
+
+        Raises WatchUnsupported when this backend or this location cannot report changes (the server
+        then polls), UnreachableError when the source went away (the server tries again later)."""
+        raise WatchUnsupported("this kind of source does not report changes")
 
     def probe(self) -> ProbeResult:
         """Is the root reachable and readable now? Never raises for an unreachable source."""

@@ -5,7 +5,8 @@ from __future__ import annotations
 import errno
 import os
 import stat as stat_mod
-from collections.abc import Iterator, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ from urllib.parse import unquote, urlsplit
 from mediamesh.backends.base import (
     Backend,
     BackendError,
+    Changed,
     Entry,
     EntryKind,
     Features,
@@ -24,6 +26,7 @@ from mediamesh.backends.base import (
     NotFoundError,
     PermissionDeniedError,
     UnreachableError,
+    WatchUnsupported,
     clean_relpath,
 )
 from mediamesh.backends.registry import BackendKind, Option, register
@@ -92,6 +95,22 @@ def mount_of(path: str) -> MountInfo:
         if inside and len(point) >= len(best.mount_point):
             best = MountInfo(point, rest[0] if rest else "unknown", rest[1] if len(rest) > 1 else "unknown")
     return best
+
+
+def _max_user_watches() -> int | None:
+    try:
+        return int(Path("/proc/sys/fs/inotify/max_user_watches").read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _count_folders(root: str, stop: threading.Event) -> int:
+    count = 0
+    for _dirpath, _dirs, _files in os.walk(root, followlinks=False):
+        count += 1
+        if stop.is_set():
+            break
+    return count
 
 
 #: Folders of the operating system: never a source, whatever MEDIAMESH_LOCAL_ROOTS says.
@@ -163,7 +182,52 @@ class LocalBackend(Backend):
         self._allowed_real: str | None = None  # the last real root path the policy allowed
         fs_type = mount_of(os.path.realpath(self.root)).fs_type
         network = fs_type in NETWORK_FS_TYPES or fs_type.startswith("fuse")
-        self.features = Features(file_ids=True, case_insensitive=False, local_paths=True, slow_io=network)
+        self._fs_type = fs_type
+        self.features = Features(
+            file_ids=True, case_insensitive=False, local_paths=True, slow_io=network, notify=not network
+        )
+
+    def watch(self, stop: threading.Event, changed: Changed, ready: Callable[[dict[str, Any]], None]) -> None:
+        """inotify, through watchfiles (the Rust notify crate): one watch per folder, so the folders are
+        counted first against the kernel's ``max_user_watches``; past it, the server polls instead."""
+        if not self.features.notify:
+            raise WatchUnsupported(
+                f"{self.root} is on a network file system ({self._fs_type}): the kernel hears only of changes "
+                "made from this machine, not of those made on the NAS or other computers"
+            )
+        import watchfiles  # only a server that watches pays for it
+
+        folders = _count_folders(self.root, stop)
+        limit = _max_user_watches()
+        if limit is not None and folders > limit * 0.9:
+            raise WatchUnsupported(
+                f"{folders} folders would take {folders} of the kernel's {limit} inotify watches "
+                "(fs.inotify.max_user_watches); raise it with sysctl, or polling is used"
+            )
+        ready({"via": "inotify", "folders": folders})
+        root = os.path.realpath(self.root)
+        try:
+            for batch in watchfiles.watch(
+                root,
+                watch_filter=None,
+                debounce=400,
+                step=50,
+                stop_event=stop,
+                rust_timeout=1000,
+                raise_interrupt=False,
+                ignore_permission_denied=True,
+            ):
+                for _, path in batch:
+                    rel = os.path.relpath(path, root)
+                    if rel == "." or rel.startswith(".." + os.sep) or rel == "..":
+                        continue  # the root itself, or something reached through a link: not ours
+                    changed(os.path.dirname(rel).replace(os.sep, "/"))
+        except OSError as exc:
+            if not os.path.isdir(self.root):
+                raise UnreachableError(f"{self.root} is gone: {exc}") from exc
+            raise WatchUnsupported(f"the kernel refused to watch {self.root}: {exc}") from exc
+        except RuntimeError as exc:  # watchfiles' own errors (a watch limit reached meanwhile)
+            raise WatchUnsupported(f"watching {self.root} stopped: {exc}") from exc
 
     def _abs(self, path: str) -> str:
         rel = clean_relpath(path)
@@ -318,7 +382,7 @@ register(
             ),
         ),
         # slow_io is decided per folder when the backend is built (a network mount or a local disk).
-        features=Features(file_ids=True, case_insensitive=False, local_paths=True),
+        features=Features(file_ids=True, case_insensitive=False, local_paths=True, notify=True),
         parse=_parse,
         fields=lambda location: {"path": location},
         extent=lambda location: ((), os.path.realpath(location)),

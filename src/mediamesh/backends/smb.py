@@ -24,7 +24,7 @@ import logging
 import struct
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, BinaryIO, cast
@@ -32,6 +32,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 import smbclient
 from smbclient._io import SMBDirectoryIO, SMBFileTransaction, SMBRawIO, query_info
+from smbprotocol.change_notify import ChangeNotifyFlags, CompletionFilter, FileSystemWatcher
 from smbprotocol.connection import Connection
 from smbprotocol.exceptions import (
     AccessDenied,
@@ -53,6 +54,7 @@ from smbprotocol.session import Session
 from mediamesh.backends.base import (
     Backend,
     BackendError,
+    Changed,
     Entry,
     EntryKind,
     Features,
@@ -157,7 +159,16 @@ def _ns(value: datetime | int) -> int:
 
 
 #: Samba hands out times in microseconds (Windows keeps 100 ns): the coarser is what an SMB source promises.
-FEATURES = Features(file_ids=True, case_insensitive=True, slow_io=True, mtime_precision_ns=1000)
+FEATURES = Features(file_ids=True, case_insensitive=True, slow_io=True, mtime_precision_ns=1000, notify=True)
+#: What a watch asks to hear of: names (files and folders) added, removed or renamed, and writes.
+_NOTIFY_FILTER = (
+    CompletionFilter.FILE_NOTIFY_CHANGE_FILE_NAME
+    | CompletionFilter.FILE_NOTIFY_CHANGE_DIR_NAME
+    | CompletionFilter.FILE_NOTIFY_CHANGE_SIZE
+    | CompletionFilter.FILE_NOTIFY_CHANGE_LAST_WRITE
+)
+_FILE_LIST_DIRECTORY = 0x00000001
+_SYNCHRONIZE = 0x00100000
 
 
 class SmbBackend(Backend):
@@ -329,6 +340,41 @@ class SmbBackend(Backend):
     def close_and_stat(self, fh: BinaryIO, path: str) -> tuple[int, int]:
         # Both file classes below close the handle and report the size and write time the server has.
         return cast("_SmbFile | _FastSmbFile", fh).close_and_stat()
+
+    def watch(self, stop: threading.Event, changed: Changed, ready: Callable[[dict[str, Any]], None]) -> None:
+        """SMB2 CHANGE_NOTIFY on the root with WATCH_TREE: one request outstanding for the whole share,
+        answered by the server when something changes and sent again after each answer. An answer with
+        no detail (STATUS_NOTIFY_ENUM_DIR: the server's buffer overflowed) means "look at everything".
+        Runs on its own thread, hence on its own connection (see the module docstring); the connection's
+        keep-alive notices a server that went away within about twice the timeout."""
+        unc = self._unc("")
+
+        def run(**kw: Any) -> None:
+            with SMBDirectoryIO(
+                unc, share_access="rwd", desired_access=_FILE_LIST_DIRECTORY | _SYNCHRONIZE, **kw
+            ) as dir_io:
+                ready({"via": "SMB change notify"})
+                while not stop.is_set():
+                    watcher = FileSystemWatcher(dir_io.fd)
+                    watcher.start(
+                        _NOTIFY_FILTER, flags=ChangeNotifyFlags.SMB2_WATCH_TREE, output_buffer_length=65536
+                    )
+                    while not watcher.response_event.wait(0.5):
+                        if stop.is_set():
+                            with contextlib.suppress(Exception):
+                                watcher.cancel()
+                            return
+                    actions = watcher.result
+                    if actions is None:  # cancelled
+                        return
+                    if not actions:
+                        changed(None)
+                        continue
+                    for info in actions:
+                        name = str(info["file_name"].get_value()).replace("\\", "/")
+                        changed(name.rpartition("/")[0])
+
+        self._call("", run)
 
     def close(self) -> None:
         with self._lock:

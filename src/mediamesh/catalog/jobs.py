@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -79,9 +80,11 @@ def enqueue(
     trigger: str = "api",
     exclusive: bool = False,
     delay: timedelta | None = None,
+    merge: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]] | None = None,
 ) -> int:
     """Queue a job; returns its id. With ``key``, a job already queued under it is kept instead (its id is
-    returned); ``exclusive`` also refuses while one runs (AlreadyQueued)."""
+    returned), its payload made ``merge(queued, payload)`` when given (two changes of one source become
+    one scan of both folders); ``exclusive`` also refuses while one runs (AlreadyQueued)."""
     now = now_utc()
     with catalog.write(bump=False) as conn:  # no cached query reads jobs
         if key is not None:
@@ -95,6 +98,7 @@ def enqueue(
             if exclusive and (queued or running):
                 raise AlreadyQueued(queued or running or 0, running is not None)
             if queued is not None:
+                _merge_into(conn, int(queued), payload or {}, merge)
                 return int(queued)
         try:
             with conn.begin_nested():
@@ -121,10 +125,28 @@ def enqueue(
                 raise
             if exclusive:
                 raise AlreadyQueued(int(found.id), False) from None
+            _merge_into(conn, int(found.id), payload or {}, merge)
             return int(found.id)
         pk = result.inserted_primary_key
         assert pk is not None
         return int(pk[0])
+
+
+def _merge_into(
+    conn: Connection,
+    job_id: int,
+    payload: dict[str, Any],
+    merge: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]] | None,
+) -> None:
+    if merge is None:
+        return
+    old = conn.execute(select(jobs.c.payload).where(jobs.c.id == job_id, jobs.c.state == "queued")).scalar()
+    if old is not None:
+        merged = merge(dict(old), payload)
+        if merged != old:
+            conn.execute(
+                update(jobs).where(jobs.c.id == job_id, jobs.c.state == "queued").values(payload=merged)
+            )
 
 
 def claim(

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
+from mediamesh.catalog import events as event_log
 from mediamesh.catalog.database import Catalog
 from mediamesh.catalog.processes import process_state
 from mediamesh.catalog.schema import scans
@@ -81,7 +82,21 @@ def begin_scan(catalog: Catalog, source_id: int, path: str, trigger: str = "cli"
         )
         key = result.inserted_primary_key
         assert key is not None
-        return int(key[0])
+        scan_id = int(key[0])
+        event_log.append(
+            conn,
+            "scan.started",
+            {"scan": scan_id, "source": _source_name(conn, source_id), "path": path, "trigger": trigger},
+            source_id=source_id,
+        )
+        return scan_id
+
+
+def _source_name(conn: Connection, source_id: int) -> str | None:
+    from mediamesh.catalog.schema import sources
+
+    name: str | None = conn.execute(select(sources.c.name).where(sources.c.id == source_id)).scalar()
+    return name
 
 
 def recover_abandoned(catalog: Catalog) -> int:
@@ -114,7 +129,17 @@ def save_progress(catalog: Catalog, scan_id: int, values: dict[str, Any]) -> Non
 
 
 def finish_scan(catalog: Catalog, scan_id: int, status: str, values: dict[str, Any]) -> None:
-    save_progress(catalog, scan_id, {"status": status, "finished_at": now_utc(), **values})
+    with catalog.write() as conn:
+        conn.execute(
+            update(scans)
+            .where(scans.c.id == scan_id)
+            .values(heartbeat_at=now_utc(), status=status, finished_at=now_utc(), **values)
+        )
+        summary = scan_summary(conn, scan_id)
+        if summary is not None:
+            data = {k: summary[k] for k in ("source", "status", "path", "trigger", "error", *SUMMARY_FIELDS)}
+            source_id = conn.execute(select(scans.c.source_id).where(scans.c.id == scan_id)).scalar()
+            event_log.append(conn, "scan.finished", {"scan": scan_id, **data}, source_id=source_id)
 
 
 def scan_summary(conn: Connection, scan_id: int) -> dict[str, Any] | None:

@@ -80,6 +80,8 @@ source_mounts = Table(
     Column("last_error", Text, nullable=True),
     Column("holder", String(255), nullable=True),  # host:pid of the process holding the connection
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    #: How the holder learns of changes: {"mode": notify|inotify|poll|off, "folders", "interval", "reason"}.
+    Column("watch", JSON, nullable=True),
 )
 
 #: API tokens: only a SHA-256 of each token is stored; the token itself is shown once, when created.
@@ -317,4 +319,52 @@ replaced = Table(
     Column("scan_id", Integer, nullable=True),
     Index(None, "media_id"),
     Index(None, "source_id"),
+)
+
+#: What changed, in order (``id``): media added, changed, moved, missing or restored, sources online or
+#: offline, scans started and finished, projects created or changed. Appended in the transaction that
+#: makes the change, read by the event stream and the webhooks (catalog/events.py); kept for a while.
+events = Table(
+    "events",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("type", String(40), nullable=False),
+    Column("source_id", Integer, nullable=True),  # no foreign key: the event outlives a removed source
+    Column("project_id", Integer, nullable=True),
+    Column("data", JSON, nullable=False, default=dict),
+    Index(None, "at"),
+)
+
+#: Registered URLs that get events as signed POSTs; ``cursor`` is the last event handled (delivered, or
+#: given up on after the retries), so a restart goes on where it stopped.
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("url", Text, nullable=False),
+    Column("secret", LargeBinary, nullable=False),  # sealed (crypto.SecretBox): it signs, so it is kept
+    Column("events", JSON, nullable=False, default=list),  # types or prefixes ("media.*"); empty: all
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("cursor", BigInteger, nullable=False, default=0),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+#: One row per delivery attempt (the last few hundred per webhook are kept).
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("webhook_id", Integer, ForeignKey("webhooks.id", ondelete="CASCADE"), nullable=False),
+    Column("event_id", BigInteger, nullable=True),
+    Column("event_type", String(40), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("outcome", String(16), nullable=False),  # delivered | retrying | failed
+    Column("http_status", Integer, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("duration_ms", Float, nullable=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Index(None, "webhook_id", "id"),
 )

@@ -123,9 +123,16 @@ def serve(
         proxy_headers=bool(proxies),
         forwarded_allow_ips=proxies or None,
         limit_concurrency=settings.max_connections,
+        # Event streams and long content answers never end by themselves: on SIGTERM they get this many
+        # seconds, then are cut, so that a browser left open never keeps the server from stopping.
+        timeout_graceful_shutdown=SHUTDOWN_GRACE,
         **ssl,
     )
     uvicorn.Server(config).run(sockets=[listener])
+
+
+#: Seconds open answers get to finish when the server is asked to stop.
+SHUTDOWN_GRACE = 5
 
 
 def _listen(host: str, port: int) -> socket.socket:

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, and_, bindparam, delete, insert, or_, select, update
 
+from mediamesh.catalog import events as event_log
 from mediamesh.catalog.database import Catalog
 from mediamesh.catalog.schema import files, media, project_members, project_rules, project_templates, projects
 from mediamesh.catalog.times import now_utc
@@ -180,9 +181,38 @@ def _write(
         for start in range(0, len(new), BATCH):
             conn.execute(insert(project_members), new[start : start + BATCH])
         result.added, result.removed = len(new), len(stale)
+        _announce(
+            conn,
+            names,
+            [key for key, row_id in existing.items() if key not in wanted],
+            wanted - existing.keys(),
+        )
         if changed_only:
             _clear_seen(conn, seen)
     return result
+
+
+def _announce(conn: Connection, names: dict[str, int], gone: list[Reason], came: set[Reason]) -> None:
+    """One ``project.changed`` event per project whose members changed (the media that came and went)."""
+    by_id = {pid: name for name, pid in names.items()}
+    per: dict[int, tuple[set[str], set[str]]] = {}
+    for project_id, media_id, *_ in came:
+        per.setdefault(project_id, (set(), set()))[0].add(media_id)
+    for project_id, media_id, *_ in gone:
+        per.setdefault(project_id, (set(), set()))[1].add(media_id)
+    for project_id, (added, removed) in sorted(per.items()):
+        event_log.append(
+            conn,
+            "project.changed",
+            {
+                "project": by_id.get(project_id),
+                "added": sorted(added)[: event_log.ITEMS_PER_EVENT],
+                "removed": sorted(removed)[: event_log.ITEMS_PER_EVENT],
+                "added_count": len(added),
+                "removed_count": len(removed),
+            },
+            project_id=project_id,
+        )
 
 
 def _clear_changed(conn: Connection, sources: set[int] | None) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import ColumnElement, Connection, exists, insert, select
 
+from mediamesh.catalog import events as event_log
 from mediamesh.catalog.schema import media, project_exclusions, project_members, projects
 from mediamesh.catalog.times import now_utc
 
@@ -40,4 +41,6 @@ def insert_project(
         )
     ).inserted_primary_key
     assert key is not None
-    return int(key[0])
+    project_id = int(key[0])
+    event_log.append(conn, "project.created", {"project": name, "origin": origin}, project_id=project_id)
+    return project_id

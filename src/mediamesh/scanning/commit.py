@@ -14,6 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql import ClauseElement
 
 from mediamesh.catalog import Catalog
+from mediamesh.catalog import events as event_log
 from mediamesh.catalog.prepared import Prepared
 from mediamesh.catalog.schema import files, media, replaced
 from mediamesh.catalog.times import now_utc
@@ -135,9 +136,12 @@ VANISH = Prepared(
 
 
 class CatalogWriter:
-    def __init__(self, catalog: Catalog, source_id: int, scan_id: int, batch: int) -> None:
+    def __init__(
+        self, catalog: Catalog, source_id: int, scan_id: int, batch: int, source_name: str = ""
+    ) -> None:
         self.catalog = catalog
         self.source_id = source_id
+        self.source_name = source_name
         self.scan_id = scan_id
         self.batch = batch
         self._outcomes: list[Outcome] = []
@@ -165,8 +169,15 @@ class CatalogWriter:
         history: list[dict[str, Any]] = []  # content replaced at the same path
         moves: list[dict[str, Any]] = []
         touches: list[dict[str, Any]] = []
+        # What the event log hears of this batch (catalog/events.py), written in the same transaction.
+        added: list[dict[str, Any]] = []
+        changed: list[dict[str, Any]] = []
+        moved: list[dict[str, Any]] = []
+        restored: list[dict[str, Any]] = []
         for o in self._outcomes:
             w, e = o.work, o.work.entry
+            if w.known is not None and w.known.state == "missing" and o.result is not Result.INSERT:
+                restored.append({"media": o.media_id or w.known.media_id, "path": w.path})
             if (
                 o.media_id is not None
                 and o.result in (Result.INSERT, Result.UPDATE)
@@ -174,6 +185,7 @@ class CatalogWriter:
             ):
                 new_media[o.media_id] = {"id": o.media_id, "size": e.size, "kind": w.kind, "first_seen": now}
             if o.result is Result.INSERT:
+                added.append({"media": o.media_id, "path": w.path})
                 inserts.append(
                     {
                         "source_id": self.source_id,
@@ -192,6 +204,7 @@ class CatalogWriter:
                     }
                 )
             elif o.result is Result.MOVE and o.moved is not None:
+                moved.append({"media": o.media_id, "path": w.path, "from": o.moved.path})
                 moves.append(
                     {
                         "b_id": o.moved.id,
@@ -210,6 +223,7 @@ class CatalogWriter:
             elif w.known is not None and o.result is Result.UPDATE:
                 updates.append(self._content(o, now, self.scan_id))
                 if o.media_id is not None and o.media_id != w.known.media_id:
+                    changed.append({"media": o.media_id, "previous": w.known.media_id, "path": w.path})
                     history.append(
                         {
                             "media_id": w.known.media_id,
@@ -241,6 +255,14 @@ class CatalogWriter:
                 conn.execute(insert(replaced), history)
             MOVE.executemany(conn, moves)
             TOUCH.executemany(conn, touches)
+            base = {"source": self.source_name, "scan": self.scan_id}
+            for type_, items in (
+                ("media.added", added),
+                ("media.changed", changed),
+                ("media.moved", moved),
+                ("media.restored", restored),
+            ):
+                event_log.append_items(conn, type_, base, items, self.source_id)
         self._outcomes.clear()
         self._vanished.clear()
 

@@ -19,6 +19,7 @@ from sqlalchemy import bindparam, func, or_, select, update
 
 from mediamesh.backends.base import Backend, UnreachableError, clean_relpath
 from mediamesh.catalog import Catalog
+from mediamesh.catalog import events as event_log
 from mediamesh.catalog.prepared import Prepared
 from mediamesh.catalog.scans import beat_scan, begin_scan, finish_scan, save_progress
 from mediamesh.catalog.schema import files
@@ -85,8 +86,11 @@ class ScanOptions:
     workers: int = 2
     batch: int = 5000
     missing_policy: MissingPolicy = MissingPolicy(0.25, 50)  # noqa: RUF009 - immutable
-    #: Who asked for the scan: cli, api, schedule (recorded with the scan).
+    #: Who asked for the scan: cli, api, schedule, watch (recorded with the scan).
     trigger: str = "cli"
+    #: Only the top folder's own files, and sub-folders the catalog does not know yet (a folder that a
+    #: change notification or a poll named); known sub-folders are left as they are.
+    shallow: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,9 +194,16 @@ class Scanner:
 
     # -- stages ------------------------------------------------------------------------------------------
     def _walk_and_index(self) -> None:
-        walker = Walker(self.backend, self.top, self.source.path_filter)
+        walker = Walker(
+            self.backend,
+            self.top,
+            self.source.path_filter,
+            descend=self._unknown if self.options.shallow else None,
+        )
         self._walker = walker
-        writer = CatalogWriter(self.catalog, self.source.id, self.scan_id, self.options.batch)
+        writer = CatalogWriter(
+            self.catalog, self.source.id, self.scan_id, self.options.batch, self.source.name
+        )
         pool = MmapHashPool(1)
         self._has_rows = self._source_has_rows()
         fingerprinter = Fingerprinter(
@@ -289,12 +300,27 @@ class Scanner:
             )
         if vanishing:
             with self.catalog.write() as conn:
+                gone = [
+                    {"media": r.media_id, "path": r.path}
+                    for r in conn.execute(
+                        select(files.c.media_id, files.c.path).where(
+                            files.c.vanished_scan_id == self.scan_id, files.c.state == "present"
+                        )
+                    )
+                ]
                 result = conn.execute(
                     update(files)
                     .where(files.c.vanished_scan_id == self.scan_id, files.c.state == "present")
                     .values(state="missing", missing_since=now_utc())
                 )
                 self.stats.files_missing = result.rowcount
+                event_log.append_items(
+                    conn,
+                    "media.missing",
+                    {"source": self.source.name, "scan": self.scan_id},
+                    gone,
+                    self.source.id,
+                )
         return "completed", None
 
     def _flag_vanished_folders(self) -> None:
@@ -339,6 +365,24 @@ class Scanner:
                     .select_from(files)
                     .where(files.c.source_id == self.source.id, files.c.state == "present", self._in_scope())
                 ).scalar_one()
+            )
+
+    def _unknown(self, folder: str) -> bool:
+        """No present file of the catalog is in ``folder`` or below it (a folder new to the catalog)."""
+        key = path_key(folder, self.ci)
+        lo, hi = under(key)
+        with self.catalog.read() as conn:
+            return (
+                conn.execute(
+                    select(files.c.id)
+                    .where(
+                        files.c.source_id == self.source.id,
+                        files.c.state == "present",
+                        or_(files.c.dir_key == key, (files.c.dir_key >= lo) & (files.c.dir_key < hi)),
+                    )
+                    .limit(1)
+                ).first()
+                is None
             )
 
     def _source_has_rows(self) -> bool:

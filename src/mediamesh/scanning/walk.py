@@ -6,7 +6,7 @@ folder that vanished from one it did not look into.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from mediamesh.backends.base import Backend, BackendError, Entry, EntryKind, UnreachableError, join
@@ -33,6 +33,9 @@ class Walker:
     #: Keys of folders not looked into (pruned or unlistable): their known files are left as they are.
     not_scanned: set[str] = field(default_factory=set)
     errors: list[tuple[str, str]] = field(default_factory=list)
+    #: A shallow scan (one folder, as a change notification names it): which sub-folders of the top to
+    #: go into (those the catalog does not know yet). The others are left as they are, like pruned ones.
+    descend: Callable[[str], bool] | None = None
 
     def __iter__(self) -> Iterator[Folder]:
         ci = self.backend.features.case_insensitive
@@ -60,6 +63,15 @@ class Walker:
                     kind = self.path_filter.kind_for(rel, entry.name)
                     if kind is not None:
                         files.append((entry, kind))
+            if self.descend is not None and folder == self.top:
+                inside = []
+                for entry in keep:
+                    rel = join(folder, entry.name)
+                    if self.descend(rel):
+                        inside.append(entry)
+                    else:
+                        self.not_scanned.add(path_key(rel, ci))
+                keep = inside
             listing[:] = keep  # the backend's walk descends only into what is left
             yield Folder(folder, key, files, names)
 

@@ -20,7 +20,7 @@ from mediamesh.catalog.schema import sources
 from mediamesh.context import Context
 from mediamesh.errors import MediameshError
 from mediamesh.services import bootstrap
-from mediamesh.services.sources import backend_for, health_values, record_health, save_mount
+from mediamesh.services.sources import backend_for, health_values, record_probe
 
 log = logging.getLogger(__name__)
 
@@ -90,9 +90,7 @@ class SourceManager:
 
     def _probe(self, row: Any) -> None:
         probe = backend_for(self.ctx, row).probe()
-        record_health(self.ctx, row.id, health_values(row, probe))
-        if probe.reachable:
-            save_mount(self.ctx, row.id, "connected", row.location, None)
-        else:
+        if not probe.reachable:
             self.ctx.connections.reset(row.id)  # reconnects on the next round
-            save_mount(self.ctx, row.id, "error", row.location, probe.error)
+        state = "connected" if probe.reachable else "error"
+        record_probe(self.ctx, row.id, health_values(row, probe), state, row.location, probe.error)

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, and_, case, delete, exists, func, insert, select, update
 
+from mediamesh.catalog import events as event_log
 from mediamesh.catalog.queries import SOURCE_UNREACHABLE, find_project, resolve_media_id
 from mediamesh.catalog.schema import (
     files,
@@ -104,6 +105,16 @@ def update_project(
             conn.execute(delete(project_rules).where(project_rules.c.project_id == row.id))
             new_rules = _insert_rules(conn, row.id, specs)
         conn.execute(update(projects).where(projects.c.id == row.id).values(**values))
+        event_log.append(
+            conn,
+            "project.changed",
+            {
+                "project": values.get("name", row.name),
+                "renamed_from": row.name if name is not None else None,
+                "rules_replaced": rules is not None,
+            },
+            project_id=row.id,
+        )
     if new_rules:
         assign(ctx.catalog, rule_ids=new_rules)
     return show_project(ctx, str(row.id) if name is None else values["name"])
@@ -118,6 +129,7 @@ def remove_project(ctx: Context, id_or_name: str) -> dict[str, Any]:
         conn.execute(delete(project_exclusions).where(project_exclusions.c.project_id == row.id))
         conn.execute(delete(project_rules).where(project_rules.c.project_id == row.id))
         conn.execute(delete(projects).where(projects.c.id == row.id))
+        event_log.append(conn, "project.removed", {"project": row.name}, project_id=row.id)
     return {"id": row.id, "name": row.name, "removed": True}
 
 
@@ -251,7 +263,13 @@ def add_media(ctx: Context, id_or_name: str, media_id: str) -> dict[str, Any]:
     with ctx.catalog.write() as conn:
         row = find_project(conn, id_or_name)
         media_id = _media_id(conn, media_id)
-        add_by_hand(conn, row.id, media_id, over_exclusion=True)
+        if add_by_hand(conn, row.id, media_id, over_exclusion=True):
+            event_log.append(
+                conn,
+                "project.changed",
+                {"project": row.name, "added": [media_id], "by": "hand"},
+                project_id=row.id,
+            )
     return explain(ctx, media_id)
 
 
@@ -298,6 +316,12 @@ def remove_media(ctx: Context, id_or_name: str, media_id: str) -> dict[str, Any]
             conn.execute(
                 insert(project_exclusions).values(project_id=row.id, media_id=media_id, created_at=now_utc())
             )
+        event_log.append(
+            conn,
+            "project.changed",
+            {"project": row.name, "removed": [media_id], "by": "hand"},
+            project_id=row.id,
+        )
     return explain(ctx, media_id)
 
 

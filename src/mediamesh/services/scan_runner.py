@@ -20,9 +20,11 @@ from mediamesh.catalog.times import iso
 from mediamesh.context import Context
 from mediamesh.errors import Conflict, InvalidInput, NotFound, from_code
 from mediamesh.services.jobs import JobRunner
-from mediamesh.services.scans import get_scan
+from mediamesh.services.scans import get_scan, merge_scan_payloads
 from mediamesh.services.sources import find_source
 
+#: Scans the server queues by itself; one asked for by a person takes their place (see start).
+AUTOMATIC = ("watch", "settle", "reconcile")
 #: How long ``start`` waits for a free slot to pick the scan up before answering "queued".
 START_WAIT = 5.0
 
@@ -51,11 +53,13 @@ class ScanQueue:
             row = find_source(conn, id_or_name)
         if not row.enabled:
             raise InvalidInput(f"source {row.name!r} is unmounted; 'mediamesh source mount {row.name}' first")
+        payload: dict[str, Any] = {"path": path, "confirm_missing": confirm_missing}
+        payload = self._absorb_automatic(row.id, payload)
         try:
             job_id = job_table.enqueue(
                 self.ctx.catalog,
                 "scan",
-                {"path": path, "confirm_missing": confirm_missing},
+                payload,
                 key=f"scan:{row.id}",
                 source_id=row.id,
                 trigger=trigger,
@@ -85,6 +89,25 @@ class ScanQueue:
             if time.monotonic() > deadline + 30:  # claimed but not started: report it as it is
                 return self._queued(job)
             time.sleep(0.02)
+
+    def _absorb_automatic(self, source_id: int, payload: dict[str, Any]) -> dict[str, Any]:
+        """A scan asked for by someone takes the place of one the server queued by itself (after a change,
+        a settle wait or a reconcile): that one is dropped and its folders join the new scan, instead of
+        the person hearing "already queued"."""
+        with self.ctx.catalog.read() as conn:
+            found = conn.execute(
+                select(jobs.c.id, jobs.c.payload).where(
+                    jobs.c.key == f"scan:{source_id}",
+                    jobs.c.state == "queued",
+                    jobs.c.trigger.in_(AUTOMATIC),
+                )
+            ).first()
+        if found is None or job_table.request_cancel(self.ctx.catalog, found.id) != "queued":
+            return payload
+        return {
+            **merge_scan_payloads(dict(found.payload or {}), payload),
+            "confirm_missing": payload["confirm_missing"],
+        }
 
     def _queued(self, job: dict[str, Any], position: int | None = None) -> dict[str, Any]:
         if position is None:

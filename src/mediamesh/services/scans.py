@@ -13,9 +13,11 @@ from mediamesh.backends.base import (
     BackendError,
     EntryKind,
     InvalidPathError,
+    NotADirectoryError_,
     NotFoundError,
     UnreachableError,
     clean_relpath,
+    parent_of,
 )
 from mediamesh.catalog import jobs as job_table
 from mediamesh.catalog import scans as catalog_scans
@@ -44,8 +46,10 @@ def run_scan(
     cancel: threading.Event | None = None,
     on_started: Callable[[int], None] | None = None,
     trigger: str = "cli",
+    shallow: bool = False,
 ) -> dict[str, Any]:
-    """Scan a source (or one folder of it) now, in this thread; returns the scan summary."""
+    """Scan a source (or one folder of it) now, in this thread; returns the scan summary. ``shallow``:
+    the folder's own files and its sub-folders new to the catalog only (see ScanOptions)."""
     try:
         top = clean_relpath(path)
     except InvalidPathError as exc:
@@ -68,6 +72,7 @@ def run_scan(
         batch=s.commit_batch,
         missing_policy=MissingPolicy(s.missing_threshold_ratio, s.missing_threshold_min),
         trigger=trigger,
+        shallow=shallow,
     )
     source = SourceRef(row.id, row.name, dict(row.identity or {}), path_filter_for(row))
     backend = backend_for(ctx, row)  # shared with probes and content: never closed here
@@ -168,7 +173,9 @@ SETTLE_ROUNDS = 8
 
 
 def scan_job(ctx: Context, job: Job, control: JobControl) -> dict[str, Any]:
-    """Handler of ``scan`` jobs: the index phase, then enrichment queued as a job of its own."""
+    """Handler of ``scan`` jobs: the index phase of each target, then enrichment queued as a job of its
+    own. The payload names whole trees (``paths``, or the older ``path``) and single folders that changed
+    (``folders``: shallow scans, from a watch); see :func:`scan_targets`."""
     if job.source_id is None:
         raise InvalidInput("a scan job needs a source")
 
@@ -177,32 +184,126 @@ def scan_job(ctx: Context, job: Job, control: JobControl) -> dict[str, Any]:
             {"files_seen": stats.files_seen, "files_new": stats.files_new, "current_path": stats.current_path}
         )
 
-    summary = run_scan(
-        ctx,
-        str(job.source_id),
-        str(job.payload.get("path", "")),
-        bool(job.payload.get("confirm_missing", False)),
-        progress=report,
-        cancel=control.cancel,
-        on_started=lambda scan_id: control.progress({"scan_id": scan_id}, force=True),
-        trigger=job.trigger,
-    )
-    if summary["status"] == "completed" or (summary["files_new"] or summary["files_changed"]):
+    with ctx.catalog.read() as conn:
+        row = find_source(conn, job.source_id)
+    targets = scan_targets(job.payload)
+    if any(shallow for _, shallow in targets):
+        targets = _settled_targets(backend_for(ctx, row), targets)
+    summaries: list[dict[str, Any]] = []
+    deferred: dict[str, Any] = {"paths": [], "folders": []}
+    for top, shallow in targets:
+        if control.cancel.is_set():
+            break
+        summary = run_scan(
+            ctx,
+            str(job.source_id),
+            top,
+            bool(job.payload.get("confirm_missing", False)),
+            progress=report,
+            cancel=control.cancel,
+            on_started=lambda scan_id: control.progress({"scan_id": scan_id}, force=True),
+            trigger=job.trigger,
+            shallow=shallow,
+        )
+        summaries.append(summary)
+        if summary["status"] == "completed" and summary["files_deferred"]:
+            deferred["folders" if shallow else "paths"].append(top)
+        if summary["status"] != "completed":
+            break  # unreachable or refused: the rest would say the same
+    if any(s["status"] == "completed" or s["files_new"] or s["files_changed"] for s in summaries):
         queue_enrichment(ctx, job.source_id, trigger=job.trigger)  # whatever the index reached
     rounds = int(job.payload.get("settle_round", 0))
-    if summary["status"] == "completed" and summary["files_deferred"] and rounds < SETTLE_ROUNDS:
+    if (deferred["paths"] or deferred["folders"]) and rounds < SETTLE_ROUNDS:
         # Files still being written: look again once they have settled, not at the next schedule; a file
         # written for hours (a recording) is looked at less and less often, then left to the schedule.
         job_table.enqueue(
             ctx.catalog,
             "scan",
-            {"path": job.payload.get("path", ""), "settle_round": rounds + 1},
+            {**{k: v for k, v in deferred.items() if v}, "settle_round": rounds + 1},
             key=f"scan:{job.source_id}",
             source_id=job.source_id,
             trigger="settle",
             delay=timedelta(seconds=min(3600.0, (ctx.settings.settle_seconds + 5) * 2**rounds)),
+            merge=merge_scan_payloads,
         )
-    return {"scan_id": summary["id"], "status": summary["status"], "projects": summary.get("projects")}
+    last = summaries[-1] if summaries else {"id": None, "status": "completed"}
+    return {
+        "scan_id": last["id"],
+        "status": last["status"],
+        "scans": [s["id"] for s in summaries],
+        "projects": last.get("projects"),
+    }
+
+
+#: More changed folders than this in one job are scanned as the whole source (one walk, not hundreds).
+MAX_FOLDERS = 64
+
+
+def scan_targets(payload: dict[str, Any]) -> list[tuple[str, bool]]:
+    """(folder, shallow) pairs a scan job runs, in order: whole trees first, then changed folders that
+    no tree covers. Too many folders become one scan of the whole source."""
+    paths = [str(p) for p in payload.get("paths", [])]
+    if "path" in payload or not (paths or payload.get("folders")):
+        paths.append(str(payload.get("path", "")))
+    folders = sorted({str(f) for f in payload.get("folders", [])})
+    if len(folders) > MAX_FOLDERS:
+        paths, folders = [""], []
+    if "" in paths:
+        return [("", False)]
+    trees = sorted(set(paths))
+    trees = [p for p in trees if not any(_within(p, q) for q in trees if q != p)]
+
+    def covered(folder: str) -> bool:
+        return any(_within(folder, tree) for tree in trees)
+
+    return [(p, False) for p in trees] + [(f, True) for f in folders if not covered(f)]
+
+
+def _within(path: str, tree: str) -> bool:
+    return not tree or path == tree or path.startswith(tree + "/")
+
+
+def merge_scan_payloads(queued: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """A scan already queued for a source takes in the targets of another (changes keep coming while a
+    scan waits): its trees and folders are the union of both; a whole-source scan covers everything."""
+    merged_paths = {str(p) for p in queued.get("paths", [])} | {str(p) for p in new.get("paths", [])}
+    for payload in (queued, new):
+        if "path" in payload or not (payload.get("paths") or payload.get("folders")):
+            merged_paths.add(str(payload.get("path", "")))
+    folders = {str(f) for f in queued.get("folders", [])} | {str(f) for f in new.get("folders", [])}
+    out = {k: v for k, v in queued.items() if k not in ("path", "paths", "folders")}
+    if "" in merged_paths or len(folders) > MAX_FOLDERS:
+        return {**out, "path": ""}
+    if merged_paths:
+        out["paths"] = sorted(merged_paths)
+    if folders:
+        out["folders"] = sorted(folders)
+    return out
+
+
+def _settled_targets(backend: Backend, targets: list[tuple[str, bool]]) -> list[tuple[str, bool]]:
+    """Where each changed folder is scanned from: itself (shallow) while it is there with something in
+    it; its parent when it is gone (shallow: the parent's listing shows it gone); its parent, whole, when
+    it is empty (an empty folder is never concluded from by itself: see scanning/safety.py)."""
+    out: list[tuple[str, bool]] = []
+    for target in targets:
+        settled = _settle_folder(backend, target[0]) if target[1] else target
+        if settled not in out:
+            out.append(settled)
+    return out
+
+
+def _settle_folder(backend: Backend, folder: str) -> tuple[str, bool]:
+    while folder:
+        try:
+            if backend.list_dir(folder):
+                return folder, True
+            return parent_of(folder), False
+        except (NotFoundError, NotADirectoryError_):
+            folder = parent_of(folder)
+        except BackendError:  # unreachable, or unreadable: the scan says so and records it
+            return folder, True
+    return "", True
 
 
 def extract_job(ctx: Context, job: Job, control: JobControl) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from mediamesh.backends import (
 )
 from mediamesh.backends.base import Backend, ProbeResult
 from mediamesh.backends.registry import BackendKind
+from mediamesh.catalog import events as event_log
 from mediamesh.catalog import queries
 from mediamesh.catalog.scans import scan_summary
 from mediamesh.catalog.schema import files, scans, source_mounts, sources
@@ -119,6 +120,7 @@ def public(conn: Connection, row: Any) -> dict[str, Any]:
         "schedule": options.get("schedule"),
         "next_scan_at": _next_scan_at(options.get("schedule"), last_scan, row.enabled),
         "priority": options.get("priority", 0),
+        "watch": options.get("watch", "auto"),
         "identity": row.identity or {},
         "health": {
             "status": row.health_status,
@@ -133,6 +135,21 @@ def public(conn: Connection, row: Any) -> dict[str, Any]:
         "mount": _mount(conn, row.id),
         "created_at": iso(row.created_at),
     }
+
+
+#: How a source is watched for changes (see services/watch.py); ``on`` is taken as ``auto``.
+WATCH_MODES = ("auto", "notify", "poll", "off")
+
+
+def validate_watch(mode: str) -> str:
+    value = mode.strip().lower()
+    value = "auto" if value == "on" else value
+    if value not in WATCH_MODES:
+        raise InvalidInput(
+            f"watch is one of auto (notifications where the source has them, else polling), notify, poll, "
+            f"off; not {mode!r}"
+        )
+    return value
 
 
 def validate_priority(priority: int) -> int:
@@ -165,6 +182,7 @@ def _mount(conn: Connection, source_id: int) -> dict[str, Any] | None:
         "last_error": m.last_error,
         "holder": m.holder,
         "updated_at": iso(m.updated_at),
+        "watch": m.watch,
     }
 
 
@@ -252,6 +270,7 @@ def add_source(
     schedule: str | None = None,
     priority: int = 0,
     private_key: str | None = None,
+    watch: str | None = None,
 ) -> dict[str, Any]:
     """Register a source after checking it is a readable folder (``force`` registers it anyway). A kind
     that trusts on first use (an SFTP host key) is stored with what the check trusted."""
@@ -261,6 +280,7 @@ def add_source(
         "exclude": validate_globs(exclude or []),
         "schedule": validate_schedule(schedule),
         "priority": validate_priority(priority),
+        "watch": validate_watch(watch or "auto"),
     }
     loc, secret = _new_location(ctx, location, password, private_key)
     probe = probe_location(ctx, loc.kind, loc.display, secret)
@@ -414,7 +434,23 @@ def health_values(row: Any, probe: ProbeResult, now: datetime | None = None) -> 
 
 def record_health(ctx: Context, source_id: int, values: dict[str, Any]) -> None:
     with ctx.catalog.write() as conn:
-        conn.execute(update(sources).where(sources.c.id == source_id).values(**values))
+        _write_health(conn, source_id, values)
+
+
+def _write_health(conn: Connection, source_id: int, values: dict[str, Any]) -> None:
+    """Update a source's health; a new status (online, degraded, offline) is an event."""
+    before = conn.execute(
+        select(sources.c.name, sources.c.health_status).where(sources.c.id == source_id)
+    ).first()
+    conn.execute(update(sources).where(sources.c.id == source_id).values(**values))
+    status = values.get("health_status")
+    if before is not None and status in ("online", "degraded", "offline") and status != before.health_status:
+        event_log.append(
+            conn,
+            f"source.{status}",
+            {"source": before.name, "was": before.health_status, "error": values.get("health_error")},
+            source_id=source_id,
+        )
 
 
 def check_source(ctx: Context, id_or_name: str) -> dict[str, Any]:
@@ -444,6 +480,7 @@ def update_source(
     priority: int | None = None,
     may_move_local: bool = True,
     private_key: str | None = None,
+    watch: str | None = None,
 ) -> dict[str, Any]:
     """Change a source. A new location (the share moved, or is mounted elsewhere) is checked like a new
     registration and its identity recorded afresh; file records and media ids stay, being relative to the
@@ -461,6 +498,8 @@ def update_source(
         options["schedule"] = validate_schedule(schedule)
     if priority is not None:
         options["priority"] = validate_priority(priority)
+    if watch is not None:
+        options["watch"] = validate_watch(watch)
     values["options"] = options
     kind, display = row.kind, row.location
     if location is not None:
@@ -534,29 +573,58 @@ def set_mounted(ctx: Context, id_or_name: str, mounted: bool) -> dict[str, Any]:
 
 def save_mount(ctx: Context, source_id: int, state: str, endpoint: str | None, error: str | None) -> None:
     """Record the live connection state of a source, as held by this process."""
+    with ctx.catalog.write() as conn:
+        _write_mount(conn, source_id, state, endpoint, error)
+
+
+def record_probe(
+    ctx: Context, source_id: int, values: dict[str, Any], state: str, endpoint: str | None, error: str | None
+) -> None:
+    """Record a probe's health and the connection state it implies in one transaction, so that no
+    reader sees a source offline whose connection still reads as it was."""
+    with ctx.catalog.write() as conn:
+        _write_health(conn, source_id, values)
+        _write_mount(conn, source_id, state, endpoint, error)
+
+
+def save_watch(ctx: Context, source_id: int, info: dict[str, Any] | None) -> None:
+    """Record how this process watches a source (shown with its connection state)."""
+    with ctx.catalog.write(bump=False) as conn:
+        done = conn.execute(
+            update(source_mounts).where(source_mounts.c.source_id == source_id).values(watch=info)
+        ).rowcount
+        exists = conn.execute(select(sources.c.id).where(sources.c.id == source_id)).first() is not None
+        if not done and exists:
+            conn.execute(
+                insert(source_mounts).values(
+                    source_id=source_id, state="disconnected", updated_at=now_utc(), watch=info
+                )
+            )
+
+
+def _write_mount(
+    conn: Connection, source_id: int, state: str, endpoint: str | None, error: str | None
+) -> None:
     now = now_utc()
     holder = f"{socket.gethostname()}:{os.getpid()}"
-    with ctx.catalog.write() as conn:
-        current = conn.execute(
-            select(source_mounts.c.state, source_mounts.c.connected_since).where(
-                source_mounts.c.source_id == source_id
-            )
-        ).first()
-        since = (
-            current.connected_since if current is not None and current.state == state == "connected" else None
+    current = conn.execute(
+        select(source_mounts.c.state, source_mounts.c.connected_since).where(
+            source_mounts.c.source_id == source_id
         )
-        values = {
-            "state": state,
-            "endpoint": endpoint,
-            "last_error": error,
-            "holder": holder,
-            "updated_at": now,
-            "connected_since": since or (now if state == "connected" else None),
-        }
-        if current is None:
-            conn.execute(insert(source_mounts).values(source_id=source_id, **values))
-        else:
-            conn.execute(update(source_mounts).where(source_mounts.c.source_id == source_id).values(**values))
+    ).first()
+    since = current.connected_since if current is not None and current.state == state == "connected" else None
+    values = {
+        "state": state,
+        "endpoint": endpoint,
+        "last_error": error,
+        "holder": holder,
+        "updated_at": now,
+        "connected_since": since or (now if state == "connected" else None),
+    }
+    if current is None:
+        conn.execute(insert(source_mounts).values(source_id=source_id, **values))
+    else:
+        conn.execute(update(source_mounts).where(source_mounts.c.source_id == source_id).values(**values))
 
 
 def remove_source(ctx: Context, id_or_name: str) -> dict[str, Any]:

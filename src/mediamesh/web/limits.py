@@ -6,7 +6,8 @@ Plain ASGI (no per-request task), in front of routing:
   soon as it grows past the limit (chunked): bodies are read here, whole, before the app sees them;
 - a request to the API that carries a body and no valid token (or session) is refused with 401 before a
   byte of the body is read or parsed;
-- one address may have at most :data:`STREAMS_PER_CLIENT` content answers in flight (429 beyond);
+- one address may have at most :data:`STREAMS_PER_CLIENT` content answers and event streams in flight
+  (429 beyond);
 - the WebDAV view (``/dav``) reads no body but a PROPFIND's, and that only from a valid token.
 
 The server itself caps its connections (``uvicorn --limit-concurrency``, see cli/serve.py).
@@ -36,6 +37,8 @@ MAX_BODY = 1 << 20
 STREAMS_PER_CLIENT = 16
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE", "PROPFIND"})
 DAV = "/dav"
+#: Event streams count with content answers: both hold a connection open.
+EVENTS = "/api/v1/events"
 
 
 def _dav(path: str) -> bool:
@@ -105,7 +108,7 @@ class RequestLimits:
             if path.startswith("/api/"):
                 scope = _json_by_default(scope, body)
         content = path.endswith("/content") and path.startswith("/api/")
-        if content or (dav and scope["method"] in ("GET", "HEAD")):
+        if content or path == EVENTS or (dav and scope["method"] in ("GET", "HEAD")):
             await self._stream(scope, receive, send)
             return
         await self.app(scope, receive, send)

@@ -47,6 +47,12 @@ class SourceCreate(_Where):
         None, max_length=200, description="Scan on a schedule: an interval (6h, 1d) or cron (0 3 * * *)."
     )
     priority: int = Field(0, ge=-1000, le=1000, description="Content is served from higher first.")
+    watch: str | None = Field(
+        None,
+        max_length=16,
+        description="How the server learns of changes: auto (notifications where the source has them, "
+        "else polling), notify, poll or off; on means auto.",
+    )
 
 
 class SourceUpdate(_Where):
@@ -60,6 +66,12 @@ class SourceUpdate(_Where):
     force: bool = False
     schedule: str | None = Field(None, max_length=200, description='"" or "off" removes the schedule.')
     priority: int | None = Field(None, ge=-1000, le=1000)
+    watch: str | None = Field(
+        None,
+        max_length=16,
+        description="How the server learns of changes: auto (notifications where the source has them, "
+        "else polling), notify, poll or off; on means auto.",
+    )
 
 
 class LocationTest(_Where):
@@ -97,6 +109,7 @@ def add_source(body: SourceCreate, ctx: Ctx, _: Write) -> dict[str, Any]:
         schedule=body.schedule,
         priority=body.priority,
         private_key=body.private_key,
+        watch=body.watch,
     )
 
 
@@ -131,6 +144,7 @@ def update_source(id_or_name: str, body: SourceUpdate, ctx: Ctx, token: Write) -
         priority=body.priority,
         may_move_local=token["scope"] == "admin",
         private_key=body.private_key,
+        watch=body.watch,
     )
 
 
