@@ -19,6 +19,7 @@ from mediamesh.backends.local import LocalBackend
 from mediamesh.catalog import events as event_log
 from mediamesh.catalog.schema import jobs, scans
 from mediamesh.context import Context
+from mediamesh.scanning import poll
 from mediamesh.scanning.filters import PathFilter
 from mediamesh.scanning.poll import FolderPoller
 from mediamesh.server import job_runner
@@ -179,7 +180,8 @@ def test_scan_targets_and_merging() -> None:
 
 
 # -- polling folder signatures ----------------------------------------------------------------------------
-def test_the_poller_names_the_folders_that_changed(library: Path) -> None:
+def test_the_poller_names_the_folders_that_changed(library: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(poll, "RECENT_NS", 0)  # nanosecond folder times here: only real changes count
     write(library / "a" / "one.jpg", 10)
     write(library / "b" / "deep" / "two.jpg", 10)
     write(library / "@eaDir" / "thumb.jpg", 10)  # housekeeping: never polled
@@ -205,6 +207,27 @@ def test_the_poller_names_the_folders_that_changed(library: Path) -> None:
     assert poller.poll() == []  # c/d listed a last time (it was hot): unchanged
     assert poller.poll() == []
     assert poller.requests == len(poller.sigs)  # a quiet round: one stat per folder, no listing
+
+
+def test_a_change_within_the_same_second_is_seen(library: Path) -> None:
+    """SFTP gives folder times in whole seconds: a name added in the second the folder was listed leaves
+    its time as it was. A folder whose time is that recent is listed again the next round."""
+    folder = library / "shoot"
+    write(folder / "one.jpg", 10)
+    now = int(time.time())
+    os.utime(folder, (now, now))
+    poller = FolderPoller(LocalBackend(str(library)), PathFilter())
+    poller.baseline()
+    write(folder / "two.jpg", 10)
+    os.utime(folder, (now, now))  # the same second: the folder's time did not move
+    assert poller.poll() == ["shoot"]
+    # An old folder's time is trusted: a name slipped in without moving it waits for the full scan.
+    old = now - 3600
+    os.utime(folder, (old, old))
+    poller.baseline()
+    write(folder / "three.jpg", 10)
+    os.utime(folder, (old, old))
+    assert poller.poll() == []
 
 
 # -- watching ---------------------------------------------------------------------------------------------
@@ -418,3 +441,18 @@ def test_a_local_folder_on_a_network_mount_is_polled() -> None:
     backend.features = type(backend.features)(local_paths=True, slow_io=True, notify=False)
     with pytest.raises(WatchUnsupported, match="network file system"):
         backend.watch(threading.Event(), lambda _: None, lambda _: None)
+
+
+def test_sources_file_sets_the_watch(sqlite_ctx: Context, library: Path, tmp_path: Path) -> None:
+    from mediamesh.services import bootstrap
+
+    declared = tmp_path / "sources.yaml"
+    declared.write_text(f"sources:\n  - name: archive\n    location: {library}\n    watch: poll\n")
+    assert bootstrap.apply(sqlite_ctx, declared) == [{"name": "archive", "result": "added"}]
+    assert source_svc.show_source(sqlite_ctx, "archive")["watch"] == "poll"
+    assert bootstrap.apply(sqlite_ctx, declared)[0]["result"] == "unchanged"
+    declared.write_text(f"sources:\n  - name: archive\n    location: {library}\n    watch: 'on'\n")
+    assert bootstrap.apply(sqlite_ctx, declared)[0]["result"] == "updated"
+    assert source_svc.show_source(sqlite_ctx, "archive")["watch"] == "auto"
+    declared.write_text(f"sources:\n  - name: archive\n    location: {library}\n    watch: often\n")
+    assert "watch is one of" in bootstrap.apply(sqlite_ctx, declared)[0]["error"]

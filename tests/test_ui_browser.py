@@ -43,7 +43,7 @@ CHROMIUM_ARGS = [
 
 
 class Server:
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, **env: str) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.data = tmp / "data"
@@ -52,6 +52,7 @@ class Server:
             "MEDIAMESH_DATA_DIR": str(self.data),
             "MEDIAMESH_HOST": "127.0.0.1",
             "MEDIAMESH_PORT": str(self.port),
+            **env,
         }
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "mediamesh", "serve"], env=env, stderr=subprocess.PIPE, text=True

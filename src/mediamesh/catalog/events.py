@@ -29,6 +29,7 @@ TYPES = (
     "source.online",
     "source.offline",
     "source.degraded",
+    "source.watching",
     "scan.started",
     "scan.finished",
     "project.created",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from mediamesh import __version__
-from mediamesh.cli import discover, jobs, media, project, scan, serve, source, token
+from mediamesh.cli import discover, jobs, media, project, scan, serve, source, token, webhook
 
 app = typer.Typer(
     rich_markup_mode=None,
@@ -21,6 +21,8 @@ app.add_typer(token.app, name="token")
 app.add_typer(project.app, name="project")
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(media.files_app, name="files")
+app.add_typer(webhook.app, name="webhook")
+app.command("events")(webhook.events)
 app.command("import")(project.import_)
 app.command("scan")(scan.scan)
 app.command("whereis")(media.whereis)

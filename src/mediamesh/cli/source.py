@@ -16,6 +16,7 @@ from mediamesh.cli.output import JsonOption, context, emit, fail, human_size, ou
 from mediamesh.cli.scan import render_summary, scan_in_phases
 from mediamesh.services import bootstrap
 from mediamesh.services import sources as svc
+from mediamesh.services.watch import describe_watch
 
 app = typer.Typer(
     rich_markup_mode=None, help="Register and inspect sources (folders, shares).", no_args_is_help=True
@@ -52,6 +53,7 @@ def _render_one(s: dict[str, Any]) -> None:
         )
     if s.get("priority"):
         out.print(f"  priority: {s['priority']}")
+    out.print(f"  watch: {describe_watch(s)}", markup=False)
     scan = s["last_scan"]
     if scan:
         out.print(
@@ -88,6 +90,9 @@ def add(
     ),
     priority: int = typer.Option(0, "--priority", help="Serve content from higher-priority sources first."),
     scan: bool = typer.Option(False, "--scan", help="Scan it at once (the index, then enrichment)."),
+    watch: str = typer.Option(
+        "auto", "--watch", help="Learn of changes (in serve): auto, notify, poll or off (on = auto)."
+    ),
     key_file: Path | None = typer.Option(
         None, "--key-file", help="SFTP: log on with this private key (its passphrase by --password-stdin)."
     ),
@@ -109,6 +114,7 @@ def add(
             schedule=schedule,
             priority=priority,
             private_key=private_key,
+            watch=watch,
         )
         if not as_json:
             out.print(f"added source [bold]{escape(source['name'])}[/] (id {source['id']})")
@@ -254,10 +260,14 @@ def update(
         None, "--schedule", help="An interval (6h), a cron expression, or 'off' to stop scanning by itself."
     ),
     priority: int | None = typer.Option(None, "--priority", help="Serve content from higher first."),
+    watch: str | None = typer.Option(
+        None, "--watch", help="Learn of changes (in serve): auto, notify, poll or off (on = auto)."
+    ),
     key_file: Path | None = typer.Option(None, "--key-file", help="SFTP: a new private key to log on with."),
     as_json: bool = JsonOption,
 ) -> None:
-    """Change a source's location, globs, password, schedule or priority. File records and media ids stay."""
+    """Change a source's location, globs, password, schedule, priority or watch. File records and media ids
+    stay."""
     password = _read_password(password_stdin)
     private_key = _read_key(key_file)
     with context() as ctx:
@@ -272,6 +282,7 @@ def update(
             schedule=schedule,
             priority=priority,
             private_key=private_key,
+            watch=watch,
         )
     emit(data, as_json, _render_one)
     if location is not None and not as_json:

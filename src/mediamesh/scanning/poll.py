@@ -3,9 +3,10 @@ signatures: one ``stat`` per folder a round, a listing only for the folders whos
 moved.
 
 A folder's modification time moves when a name in it is added, removed or renamed; it does not when a
-file is rewritten in place, so the periodic full scan stays. A folder that changed is listed again in the
-next round too (it is "hot"), and its listing compared by names, sizes and times: several changes within
-the granularity of the folder's time (SFTP: one second) and files still growing are both seen.
+file is rewritten in place, so the periodic full scan stays. A folder that changed, or whose time is
+recent when it is listed, is listed again in the next round too (it is "hot"), and its listing compared
+by names, sizes and times: a change within the granularity of the folder's time after it was listed
+(SFTP: one second) and files still growing are both seen.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import hashlib
 import threading
+import time
 from dataclasses import dataclass
 
 from mediamesh.backends.base import (
@@ -39,6 +41,15 @@ def _digest(entries: list[Entry]) -> bytes:
     for e in sorted(entries, key=lambda e: e.name):
         h.update(f"{e.name}\0{e.kind.value}\0{e.size}\0{e.mtime_ns}\n".encode("utf-8", "surrogateescape"))
     return h.digest()
+
+
+#: A folder modified less than this before it was listed may change again within its time's granularity
+#: without its time moving (whole seconds on SFTP); a few seconds more cover a NAS clock a little behind.
+RECENT_NS = 3_000_000_000
+
+
+def _recent(mtime_ns: int) -> bool:
+    return time.time_ns() - mtime_ns < RECENT_NS
 
 
 class FolderPoller:
@@ -79,7 +90,13 @@ class FolderPoller:
                     if not self.path_filter.skip_dir(rel, e.name):
                         keep.append(e)
                         mtimes[rel] = e.mtime_ns
-            self.sigs[folder] = Signature(mtimes.get(folder, 0), _digest(listing))
+            mtime = mtimes.get(folder, 0)
+            if not mtime:  # a listing that gives no folder times (local folders): ask the folder itself
+                try:
+                    mtime = self.backend.stat(folder).mtime_ns
+                except BackendError:
+                    mtime = 0
+            self.sigs[folder] = Signature(mtime, _digest(listing), hot=_recent(mtime))
             listing[:] = keep
 
     def poll(self, stop: threading.Event | None = None) -> list[str]:
@@ -113,7 +130,7 @@ class FolderPoller:
             self.requests += 1
             digest = _digest(listing)
             moved = digest != sig.digest
-            self.sigs[folder] = Signature(entry.mtime_ns, digest, hot=moved)
+            self.sigs[folder] = Signature(entry.mtime_ns, digest, hot=moved or _recent(entry.mtime_ns))
             if not moved:
                 continue
             changed.add(folder)

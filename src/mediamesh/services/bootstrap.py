@@ -28,7 +28,10 @@ from mediamesh.context import Context
 from mediamesh.errors import InvalidInput, MediameshError
 from mediamesh.services import sources as svc
 
-FIELDS = "name, location, password, password_env, password_file, private_key_file, include, exclude, enabled"
+FIELDS = (
+    "name, location, password, password_env, password_file, private_key_file, include, exclude, enabled, "
+    "watch"
+)
 
 
 class DeclaredSource(BaseModel):
@@ -44,6 +47,8 @@ class DeclaredSource(BaseModel):
     include: list[str] = Field(default_factory=list)
     exclude: list[str] = Field(default_factory=list)
     enabled: bool = True
+    #: How the server learns of changes (auto, notify, poll, off; on = auto). Absent: left as it is.
+    watch: str | None = None
 
     def resolve_password(self) -> str | None:
         if self.password_env:
@@ -113,6 +118,7 @@ def _apply_one(ctx: Context, d: DeclaredSource) -> str:
             force=True,
             password=password,
             private_key=private_key,
+            watch=d.watch,
         )
         if not d.enabled:
             svc.update_source(ctx, d.name, enabled=False)
@@ -129,6 +135,8 @@ def _apply_one(ctx: Context, d: DeclaredSource) -> str:
         changes["exclude"] = d.exclude
     if d.enabled != current["enabled"]:
         changes["enabled"] = d.enabled
+    if d.watch is not None and svc.validate_watch(d.watch) != current["watch"]:
+        changes["watch"] = d.watch
     if not svc.secret_matches(ctx, d.name, password=password, private_key=private_key):
         changes.update(password=password, private_key=private_key)
     if not changes:

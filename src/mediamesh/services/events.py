@@ -200,3 +200,16 @@ def recent(ctx: Context, after: int = 0, limit: int = 100, types: str | None = N
                 cursor = older[-1].id
             page = sorted(page[:limit], key=lambda e: e.id)
     return [e.public() for e in page]
+
+
+def page_after(ctx: Context, cursor: int, types: str | None = None) -> tuple[list[dict[str, Any]], int]:
+    """The events after ``cursor`` that ``types`` wants (up to 1,000 read), and the cursor to go on from."""
+    flt = parse_filter(ctx, types, None)
+    with ctx.catalog.read() as conn:
+        page = event_log.after(conn, cursor, 1000)
+    return [e.public() for e in page if flt.wants(e)], (page[-1].id if page else cursor)
+
+
+def newest_id(ctx: Context) -> int:
+    with ctx.catalog.read() as conn:
+        return event_log.last_id(conn)

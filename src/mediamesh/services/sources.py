@@ -588,17 +588,30 @@ def record_probe(
 
 
 def save_watch(ctx: Context, source_id: int, info: dict[str, Any] | None) -> None:
-    """Record how this process watches a source (shown with its connection state)."""
+    """Record how this process watches a source (shown with its connection state); a new way of
+    watching (notify, poll, waiting, off) is an event, so that the dashboard shows it at once."""
     with ctx.catalog.write(bump=False) as conn:
-        done = conn.execute(
-            update(source_mounts).where(source_mounts.c.source_id == source_id).values(watch=info)
-        ).rowcount
-        exists = conn.execute(select(sources.c.id).where(sources.c.id == source_id)).first() is not None
-        if not done and exists:
+        before = conn.execute(
+            select(source_mounts.c.watch).where(source_mounts.c.source_id == source_id)
+        ).first()
+        name = conn.execute(select(sources.c.name).where(sources.c.id == source_id)).scalar()
+        if name is None:
+            return
+        if before is None:
             conn.execute(
                 insert(source_mounts).values(
                     source_id=source_id, state="disconnected", updated_at=now_utc(), watch=info
                 )
+            )
+        else:
+            conn.execute(
+                update(source_mounts).where(source_mounts.c.source_id == source_id).values(watch=info)
+            )
+        old: dict[str, Any] = (before.watch or {}) if before is not None else {}
+        new: dict[str, Any] = info or {}
+        if (new.get("mode"), new.get("folders")) != (old.get("mode"), old.get("folders")):
+            event_log.append(
+                conn, "source.watching", {**new, "source": name, "was": old.get("mode")}, source_id=source_id
             )
 
 

@@ -312,5 +312,5 @@ def describe_watch(source: dict[str, Any]) -> str:
     elif live in ("waiting", "unavailable"):
         text = f"{live}: {state.get('reason') or ''}".rstrip(": ")
     else:
-        text = "not watched now (the server watches it while it runs)"
+        text = "not watched yet (a running server starts within seconds)"
     return f"{mode}: {text}"

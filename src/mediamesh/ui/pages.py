@@ -25,14 +25,17 @@ from fastapi.templating import Jinja2Templates
 
 from mediamesh import __version__
 from mediamesh.context import Context
-from mediamesh.errors import InvalidInput
+from mediamesh.errors import InvalidInput, NotFound
 from mediamesh.projects.rules import KINDS
+from mediamesh.services import events as event_svc
 from mediamesh.services import jobs as job_svc
 from mediamesh.services import media as media_svc
 from mediamesh.services import projects as project_svc
 from mediamesh.services import scans as scan_svc
 from mediamesh.services import sources as source_svc
 from mediamesh.services import tokens as token_svc
+from mediamesh.services import webhooks as webhook_svc
+from mediamesh.services.watch import describe_watch
 from mediamesh.ui.format import FILTERS
 from mediamesh.web import session
 from mediamesh.web.deps import RowId, run_query
@@ -176,6 +179,7 @@ def _dashboard(ctx: Context, queued: list[dict[str, Any]]) -> dict[str, Any]:
     per_source = source_svc.media_per_source(ctx)
     for s in sources:
         s["media"] = per_source.get(s["id"], 0)
+        s["watch_text"] = describe_watch(s)
     recent = scan_svc.list_scans(ctx, limit=8)
     running = [s for s in recent if s["status"] == "running"]
     recent = [s for s in recent if s["status"] != "running"]
@@ -190,7 +194,28 @@ def _dashboard(ctx: Context, queued: list[dict[str, Any]]) -> dict[str, Any]:
             for j in job_svc.list_jobs(ctx, state=state, kind="extract", limit=10)
         ],
         "totals": media_svc.catalog_totals(ctx),
+        "just_added": _just_added(ctx),
     }
+
+
+def _just_added(ctx: Context, count: int = 8) -> list[dict[str, Any]]:
+    """The media added last (from the event log), newest first, as tiles: what a watched folder just got."""
+    seen: list[str] = []
+    for event in reversed(event_svc.recent(ctx, 0, 20, "media.added")):
+        for item in reversed(event["data"].get("items", [])):
+            if item.get("media") and item["media"] not in seen:
+                seen.append(item["media"])
+        if len(seen) >= count:
+            break
+    out = []
+    for media_id in seen[:count]:
+        try:
+            item = media_svc.show_media(ctx, media_id)
+        except NotFound:
+            continue
+        if item["state"] != "missing":  # gone or replaced since: nothing to show
+            out.append(item)
+    return out
 
 
 @router.get("/")
@@ -448,6 +473,24 @@ async def tokens_page(request: Request, me: Me) -> Response:
         dav_url=dav,
         describe_limits=token_svc.describe_limits,
     )
+
+
+# -- webhooks -------------------------------------------------------------------------------------------
+def _webhooks(ctx: Context) -> list[dict[str, Any]]:
+    hooks = webhook_svc.list_webhooks(ctx)
+    for w in hooks:
+        w["deliveries"] = webhook_svc.deliveries(ctx, str(w["id"]), 20)
+    return hooks
+
+
+@router.get("/webhooks")
+async def webhooks_page(request: Request, me: Me) -> Response:
+    if not me.is_admin:
+        return error_page(request, 403, "Webhooks are managed with an admin token.")
+    ctx = ctx_of(request)
+    hooks = await run_query(request, _webhooks, ctx)
+    allowed = ", ".join(p.strip() for p in ctx.settings.webhook_allow.split(",") if p.strip())
+    return render(request, "webhooks.html", me, webhooks=hooks, allowed=allowed)
 
 
 @router.get("/scans/{scan_id}")

@@ -46,7 +46,7 @@ function busy(button, on) {
   button.disabled = on;
 }
 
-// -- live regions: [data-poll] is refreshed from its URL while the page is visible ----------------------
+// -- live regions: [data-poll] is refreshed from its URL (see startLive) ---------------------------------
 const pollers = [];
 
 async function refresh(el) {
@@ -83,13 +83,46 @@ function focusKey(node) {
   return null;
 }
 
-function startPolling() {
-  document.querySelectorAll("[data-poll]").forEach((el) => {
+/**
+ * Live regions follow the server's event stream (/api/v1/events): any change (a file added, a scan
+ * started or finished, a source going offline) refreshes them at once. While something runs (a region
+ * holds [data-busy]: a scan, enrichment) its progress is read every [data-poll-ms] as well; otherwise
+ * every thirty of those (every five without a stream: a proxy that buffers it).
+ */
+function startLive() {
+  const regions = [...document.querySelectorAll("[data-poll]")];
+  if (!regions.length) return;
+  let queued = null;
+  let again = null;
+  const soon = () => {
+    if (!queued) {
+      queued = setTimeout(() => { queued = null; if (!document.hidden) regions.forEach(refresh); }, 250);
+    }
+    // Counts the server makes in the background (media per source) follow a change within 10 s: look
+    // once more after the changes stop.
+    clearTimeout(again);
+    again = setTimeout(() => { if (!document.hidden) regions.forEach(refresh); }, 11000);
+  };
+  let streaming = false;
+  if ("EventSource" in window) {
+    const stream = new EventSource("/api/v1/events");
+    stream.onopen = () => { streaming = true; };
+    stream.onmessage = soon;
+    stream.addEventListener("gap", soon);
+    stream.onerror = () => { streaming = false; }; // it reconnects by itself, with Last-Event-ID
+    window.addEventListener("pagehide", () => stream.close());
+  }
+  regions.forEach((el) => {
     const every = Number(el.dataset.pollMs || 3000);
-    pollers.push(setInterval(() => { if (!document.hidden) refresh(el); }, every));
+    let ticks = 0;
+    pollers.push(setInterval(() => {
+      ticks += 1;
+      if (document.hidden) return;
+      if (el.querySelector("[data-busy]") || ticks % (streaming ? 30 : 5) === 0) refresh(el);
+    }, every));
   });
   document.addEventListener("visibilitychange", () => {
-    if (!document.hidden) document.querySelectorAll("[data-poll]").forEach(refresh);
+    if (!document.hidden) regions.forEach(refresh);
   });
 }
 
@@ -271,6 +304,7 @@ function sourceForm(form) {
       exclude: lines(form.elements.exclude.value),
       schedule: value("schedule") || (editing ? "" : null),
       priority: Number(value("priority") || 0),
+      watch: value("watch") || "auto",
     };
     withSecrets(body);
     if (!editing) body.name = value("name");
@@ -407,6 +441,39 @@ function rulesList() {
       return flash(messageOf(answer));
     }
     location.reload();
+  });
+}
+
+function webhookForm(form) {
+  const errorBox = document.getElementById("webhook-error");
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    errorBox.hidden = true;
+    const name = form.elements.name.value.trim();
+    const url = form.elements.url.value.trim();
+    if (!name || !url) {
+      errorBox.textContent = "A webhook needs a name and a URL.";
+      errorBox.hidden = false;
+      (name ? form.elements.url : form.elements.name).focus();
+      return;
+    }
+    const events = form.elements.events.value ? [form.elements.events.value] : [];
+    const answer = await api("POST", "/api/v1/webhooks", { name, url, events });
+    if (!answer.ok) {
+      errorBox.textContent = messageOf(answer);
+      errorBox.hidden = false;
+      return;
+    }
+    document.getElementById("new-secret-value").textContent = answer.data.secret;
+    document.getElementById("new-secret").hidden = false;
+    form.reset();
+    // The list is refreshed in place, so the secret stays on screen until the page is left.
+    const page = await fetch(location.href, { credentials: "same-origin" });
+    if (page.ok) {
+      const doc = new DOMParser().parseFromString(await page.text(), "text/html");
+      const fresh = doc.querySelector("ul.webhooks");
+      if (fresh) document.querySelector("ul.webhooks").replaceWith(fresh);
+    }
   });
 }
 
@@ -550,7 +617,7 @@ function discoveryPanel(panel) {
 document.addEventListener("DOMContentLoaded", () => {
   // Filters folded away on a phone are laid open on a wide screen.
   if (matchMedia("(min-width: 721px)").matches) document.querySelectorAll("details[data-open-wide]").forEach((d) => { d.open = true; });
-  startPolling();
+  startLive();
   watchMore(document);
   const source = document.getElementById("source-form");
   if (source) sourceForm(source);
@@ -560,6 +627,8 @@ document.addEventListener("DOMContentLoaded", () => {
   rulesList();
   const tokens = document.getElementById("token-form");
   if (tokens) tokenForm(tokens);
+  const hooks = document.getElementById("webhook-form");
+  if (hooks) webhookForm(hooks);
   const add = document.getElementById("add-to-project");
   if (add) addToProject(add);
 });
