@@ -10,13 +10,19 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import Browser, expect, sync_playwright
 
 from tests.media_factory import jpeg_with_exif
 from tests.test_events_api import Receiver
-from tests.test_ui_browser import Server, Watched, browser  # noqa: F401 - the browser fixture
+from tests.test_ui_browser import CHROMIUM, CHROMIUM_ARGS, Server, Watched
 
-pytestmark = pytest.mark.usefixtures("browser")
+
+@pytest.fixture
+def chromium() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield launched
+        launched.close()
 
 
 @pytest.fixture
@@ -27,13 +33,17 @@ def live_server(tmp_path: Path) -> Iterator[Server]:
     assert "Traceback" not in stderr, stderr[-3000:]
 
 
-def test_a_copied_photo_shows_up_on_the_open_dashboard(live_server: Server, tmp_path: Path, browser: Browser) -> None:  # noqa: F811
+def test_a_copied_photo_shows_up_on_the_open_dashboard(
+    live_server: Server, tmp_path: Path, chromium: Browser
+) -> None:
     library = tmp_path / "Photos"
     jpeg_with_exif(library / "Day 1" / "first.jpg")
     old = time.time() - 3600
     for path in library.rglob("*"):
         os.utime(path, (old, old))
-    api = httpx.Client(base_url=live_server.base, headers={"Authorization": f"Bearer {live_server.admin_token}"})
+    api = httpx.Client(
+        base_url=live_server.base, headers={"Authorization": f"Bearer {live_server.admin_token}"}
+    )
     assert api.post("/api/v1/sources", json={"name": "photos", "location": str(library)}).status_code == 201
     assert api.post("/api/v1/sources/photos/scans").status_code in (200, 201, 202)
     deadline = time.monotonic() + 30
@@ -41,7 +51,7 @@ def test_a_copied_photo_shows_up_on_the_open_dashboard(live_server: Server, tmp_
         assert time.monotonic() < deadline
         time.sleep(0.2)
 
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=live_server.base)
+    context = chromium.new_context(viewport={"width": 1280, "height": 900}, base_url=live_server.base)
     w = Watched(context.new_page())
     page = w.page
     page.goto("/sign-in")
@@ -57,7 +67,7 @@ def test_a_copied_photo_shows_up_on_the_open_dashboard(live_server: Server, tmp_
     expect(added.get_by_text("sunset.jpg")).to_be_visible(timeout=30_000)
     assert page.evaluate("window.__stayed === true"), "the page reloaded"
     expect(page.locator(".totals .stat").first).to_contain_text("2")
-    w.shot("10-dashboard-live")
+    w.shot("15-dashboard-live")
     assert w.errors == []
 
     # Webhooks: add one, copy its secret, send a test; the delivery shows on the page.
@@ -74,7 +84,7 @@ def test_a_copied_photo_shows_up_on_the_open_dashboard(live_server: Server, tmp_
         hook.get_by_role("button", name="Send a test").click()
         expect(page.locator('li[data-webhook="home-assistant"]')).to_contain_text("delivered", timeout=10_000)
         assert [p["type"] for p in receiver.payloads()] == ["ping"]
-        w.shot("11-webhooks")
+        w.shot("16-webhooks")
         assert w.errors == []
     finally:
         receiver.close()

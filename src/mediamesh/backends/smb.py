@@ -365,8 +365,11 @@ class SmbBackend(Backend):
                                 watcher.cancel()
                             return
                     actions = watcher.result
-                    if actions is None:  # cancelled
-                        return
+                    if actions is None:
+                        if stop.is_set() or watcher.cancelled:
+                            return
+                        # No answer, yet the request ended: the connection went away under it.
+                        raise UnreachableError("the share stopped answering change notifications")
                     if not actions:
                         changed(None)
                         continue

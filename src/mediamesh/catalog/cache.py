@@ -75,6 +75,12 @@ class GenerationCache(Generic[T]):
         finally:
             self._finish(key, done)
 
+    def current(self, key: tuple[object, ...], generation: object) -> bool:
+        """The value kept for ``key`` was made at ``generation`` (no recount is due or under way)."""
+        with self._lock:
+            known = self._counts.get(key)
+            return known is not None and known.generation == generation
+
     def _recount(
         self,
         catalog: Catalog,

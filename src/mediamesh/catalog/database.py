@@ -18,7 +18,7 @@ from mediamesh.privatefs import create_private
 MIGRATIONS = Path(__file__).parent / "migrations"
 #: The newest revision in migrations/versions (a test checks they agree). Comparing it with the catalog's
 #: saves importing Alembic on every CLI start when there is nothing to migrate.
-HEAD_REVISION = "0012"
+HEAD_REVISION = "0013"
 
 _SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",

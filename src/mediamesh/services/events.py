@@ -184,20 +184,23 @@ def replay(ctx: Context, after: int, flt: EventFilter, limit: int = 1000) -> tup
     return [e for e in page if flt.wants(e)], gap
 
 
-def recent(ctx: Context, after: int = 0, limit: int = 100, types: str | None = None) -> list[dict[str, Any]]:
-    """Events as a list (the CLI's ``events`` and ``GET /api/v1/events?follow=false``)."""
+def recent(
+    ctx: Context, after: int = 0, limit: int = 100, types: str | None = None, max_read: int = 20_000
+) -> list[dict[str, Any]]:
+    """Events as a list (``mediamesh events``, ``GET /api/v1/events/recent``): the newest ``limit`` that
+    ``types`` wants among the newest ``max_read``, or those after ``after``; oldest first."""
     flt = parse_filter(ctx, types, None)
     with ctx.catalog.read() as conn:
         if after > 0:
             page = [e for e in event_log.after(conn, after, 5000) if flt.wants(e)][:limit]
         else:  # the newest ``limit`` it wants, found going back page by page
-            page, cursor = [], event_log.last_id(conn) + 1
-            while len(page) < limit and cursor > 1:
+            page, cursor, read = [], event_log.last_id(conn) + 1, 0
+            while len(page) < limit and cursor > 1 and read < max_read:
                 older = event_log.before(conn, cursor, 1000)
                 if not older:
                     break
                 page.extend(e for e in older if flt.wants(e))
-                cursor = older[-1].id
+                cursor, read = older[-1].id, read + len(older)
             page = sorted(page[:limit], key=lambda e: e.id)
     return [e.public() for e in page]
 

@@ -95,13 +95,14 @@ class ScanQueue:
         a settle wait or a reconcile): that one is dropped and its folders join the new scan, instead of
         the person hearing "already queued"."""
         with self.ctx.catalog.read() as conn:
-            found = conn.execute(
-                select(jobs.c.id, jobs.c.payload).where(
-                    jobs.c.key == f"scan:{source_id}",
-                    jobs.c.state == "queued",
-                    jobs.c.trigger.in_(AUTOMATIC),
+            active = conn.execute(
+                select(jobs.c.id, jobs.c.payload, jobs.c.state, jobs.c.trigger).where(
+                    jobs.c.key == f"scan:{source_id}", jobs.c.state.in_(("queued", "running"))
                 )
-            ).first()
+            ).all()
+        found = next((j for j in active if j.state == "queued" and j.trigger in AUTOMATIC), None)
+        if any(j.state == "running" for j in active):
+            return payload  # refused as "already running" below; the waiting one keeps its folders
         if found is None or job_table.request_cancel(self.ctx.catalog, found.id) != "queued":
             return payload
         return {

@@ -386,6 +386,12 @@ def media_per_source(ctx: Context) -> dict[int, int]:
     return counts
 
 
+def media_per_source_current(ctx: Context) -> bool:
+    """The media counts per source match the catalog as it is now (the dashboard looks again until so)."""
+    cache = ctx.caches.named("media-per-source", ttl=300.0, min_age=10.0)
+    return cache.current(("media-per-source",), ctx.catalog.generation)
+
+
 def source_names(ctx: Context) -> list[str]:
     """Every source's name, for choosing one (no counts: cheap)."""
     with ctx.catalog.read() as conn:

@@ -195,13 +195,15 @@ def _dashboard(ctx: Context, queued: list[dict[str, Any]]) -> dict[str, Any]:
         ],
         "totals": media_svc.catalog_totals(ctx),
         "just_added": _just_added(ctx),
+        # Media per source are recounted in the background: the page looks again until they are current.
+        "recounting": not source_svc.media_per_source_current(ctx),
     }
 
 
 def _just_added(ctx: Context, count: int = 8) -> list[dict[str, Any]]:
     """The media added last (from the event log), newest first, as tiles: what a watched folder just got."""
     seen: list[str] = []
-    for event in reversed(event_svc.recent(ctx, 0, 20, "media.added")):
+    for event in reversed(event_svc.recent(ctx, 0, 20, "media.added", max_read=5000)):
         for item in reversed(event["data"].get("items", [])):
             if item.get("media") and item["media"] not in seen:
                 seen.append(item["media"])
