@@ -49,7 +49,7 @@ def create_app(settings: Settings) -> FastAPI:
     hub = EventHub(ctx)
     sender = WebhookSender(ctx)
     hub.listeners.append(sender.wake)
-    watches = WatchManager(ctx)
+    watches = WatchManager(ctx, wake=runner.wake)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -223,7 +223,7 @@ def scan_job(ctx: Context, job: Job, control: JobControl) -> dict[str, Any]:
             key=f"scan:{job.source_id}",
             source_id=job.source_id,
             trigger="settle",
-            delay=timedelta(seconds=min(3600.0, (ctx.settings.settle_seconds + 5) * 2**rounds)),
+            delay=timedelta(seconds=min(3600.0, (ctx.settings.settle_seconds + 1) * 2**rounds)),
             merge=merge_scan_payloads,
         )
     last = summaries[-1] if summaries else {"id": None, "status": "completed"}

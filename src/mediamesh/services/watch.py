@@ -7,7 +7,8 @@ Per source (``watch``: auto, notify, poll or off; ``on`` means auto):
   for what cannot notify (NFS, SFTP, a NAS the host mounts, more folders than inotify may watch);
 - **auto**: notify where the source can, else poll (the reason is shown).
 
-Changes are gathered per source until the source has been quiet for a moment (at most ``GATHER_MAX``),
+Changes are gathered per source until the source has been quiet for a moment (at most ``GATHER_MAX``:
+during a long copy, the files written so far go on),
 then queued as one ``scan`` job of the changed folders, due once a file written last has settled
 (``MEDIAMESH_SETTLE_SECONDS``): a file still being copied is not hashed half-way, and a scan already
 waiting takes the new folders in (catalog/jobs.py, ``merge``). A watched source also gets a full scan
@@ -20,6 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -40,7 +42,7 @@ log = logging.getLogger(__name__)
 #: Changes are sent on after this many seconds without a new one...
 QUIET = 1.0
 #: ...or after this many seconds of changes that do not stop (a long copy), whichever comes first.
-GATHER_MAX = 30.0
+GATHER_MAX = 3.0
 #: Seconds before trying again to watch a source that could not be watched (offline, refused).
 RETRY = 30.0
 
@@ -134,8 +136,16 @@ class WatchManager:
     """Watches every watched source of the catalog; a thread keeps the set in step with the sources
     (added, removed, unmounted, changed: rewatched) and sends gathered changes on as scans."""
 
-    def __init__(self, ctx: Context, tick: float = 0.25, sync_every: float = 5.0) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        tick: float = 0.25,
+        sync_every: float = 5.0,
+        wake: Callable[[], None] | None = None,
+    ) -> None:
         self.ctx = ctx
+        #: Tells the job runner that a scan is due (else it notices within its poll, 2 s).
+        self.wake = wake
         self.tick = tick
         self.sync_every = sync_every
         self._watches: dict[int, tuple[tuple[Any, ...], SourceWatch]] = {}
@@ -272,6 +282,10 @@ class WatchManager:
                 merge=merge_scan_payloads,
             )
             self.queued[source_id] = self.queued.get(source_id, 0) + 1
+            if self.wake is not None:
+                timer = threading.Timer(delay + 0.05, self.wake)
+                timer.daemon = True
+                timer.start()
         except Exception:
             log.exception("could not queue a scan of source %s after a change", source_id)
 
