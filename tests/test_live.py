@@ -456,3 +456,27 @@ def test_sources_file_sets_the_watch(sqlite_ctx: Context, library: Path, tmp_pat
     assert source_svc.show_source(sqlite_ctx, "archive")["watch"] == "auto"
     declared.write_text(f"sources:\n  - name: archive\n    location: {library}\n    watch: often\n")
     assert "watch is one of" in bootstrap.apply(sqlite_ctx, declared)[0]["error"]
+
+
+def test_connections_left_idle_by_finished_threads_are_closed(samba: SambaServer) -> None:
+    """A scan's threads each hold an SMB connection; once idle they are closed (each would send the NAS a
+    keep-alive every few seconds for as long as the server runs), and reopened when used again."""
+    from mediamesh.backends.smb import SmbBackend, SmbOptions
+
+    folder = uuid.uuid4().hex
+    write(samba.share_dir / folder / "a.jpg", 10)
+    backend = SmbBackend(SmbOptions.parse(samba.url(folder)), PASSWORD)
+    try:
+        listed = []
+        worker = threading.Thread(target=lambda: listed.append(backend.list_dir("")))
+        worker.start()
+        worker.join()
+        assert [e.name for e in listed[0]] == ["a.jpg"]
+        backend.list_dir("")  # this thread's own connection
+        assert sum(1 for cache in backend._caches if cache) == 2
+        assert backend.close_idle(older=3600) == 0
+        assert backend.close_idle(older=0) == 1  # the finished thread's, never the caller's
+        assert sum(1 for cache in backend._caches if cache) == 1
+        assert backend.probe().reachable
+    finally:
+        backend.close()

@@ -23,6 +23,7 @@ import errno
 import logging
 import struct
 import threading
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -63,6 +64,7 @@ from mediamesh.backends.base import (
     NotADirectoryError_,
     NotFoundError,
     PermissionDeniedError,
+    ProbeResult,
     ReadOnlyFile,
     UnreachableError,
     clean_relpath,
@@ -187,6 +189,9 @@ class SmbBackend(Backend):
         self._local = threading.local()
         self._caches: list[dict[str, Connection]] = []
         self._lock = threading.Lock()
+        #: When each thread's connection was last used (by id of its cache), and the caches a watch holds.
+        self._used: dict[int, float] = {}
+        self._pinned: set[int] = set()
 
     @property
     def _cache(self) -> dict[str, Connection]:
@@ -235,6 +240,7 @@ class SmbBackend(Backend):
         return base + ("\\" + rel.replace("/", "\\") if rel else "")
 
     def _call(self, path: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        self._used[id(self._cache)] = time.monotonic()
         try:
             self._connect()
         except (LogonFailure, SMBAuthenticationError) as exc:
@@ -350,6 +356,13 @@ class SmbBackend(Backend):
         unc = self._unc("")
 
         def run(**kw: Any) -> None:
+            self._pinned.add(id(self._cache))  # this connection waits on purpose: never closed as idle
+            try:
+                watch_on(**kw)
+            finally:
+                self._pinned.discard(id(self._cache))
+
+        def watch_on(**kw: Any) -> None:
             with SMBDirectoryIO(
                 unc, share_access="rwd", desired_access=_FILE_LIST_DIRECTORY | _SYNCHRONIZE, **kw
             ) as dir_io:
@@ -378,6 +391,27 @@ class SmbBackend(Backend):
                         changed(name.rpartition("/")[0])
 
         self._call("", run)
+
+    #: A thread's connection unused this long is closed: the threads of a finished scan would otherwise
+    #: keep theirs open, each sending a keep-alive every few seconds to the NAS for as long as we run.
+    IDLE_CLOSE = 120.0
+
+    def probe(self) -> ProbeResult:
+        self.close_idle()
+        return super().probe()
+
+    def close_idle(self, older: float | None = None) -> int:
+        """Close the connections of threads that have not used them for ``older`` seconds (a watch's is
+        kept); they reconnect when used again. Returns how many were closed."""
+        limit = self.IDLE_CLOSE if older is None else older
+        now, mine, closed = time.monotonic(), id(self._cache), 0
+        with self._lock:
+            for cache in self._caches:
+                key = id(cache)
+                if cache and key != mine and key not in self._pinned and now - self._used.get(key, 0) > limit:
+                    smbclient.reset_connection_cache(fail_on_error=False, connection_cache=cache)
+                    closed += 1
+        return closed
 
     def close(self) -> None:
         with self._lock:
