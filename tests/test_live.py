@@ -480,3 +480,18 @@ def test_connections_left_idle_by_finished_threads_are_closed(samba: SambaServer
         assert backend.probe().reachable
     finally:
         backend.close()
+
+
+def test_a_folder_that_cannot_be_listed_for_a_round_is_looked_at_again(library: Path) -> None:
+    from tests.helpers import FaultyBackend
+
+    write(library / "a" / "one.jpg", 10)
+    backend = FaultyBackend(LocalBackend(str(library)))
+    poller = FolderPoller(backend, PathFilter())
+    poller.baseline()
+    write(library / "a" / "two.jpg", 10)
+    os.utime(library / "a", (time.time() - 60,) * 2)  # moved: it must be listed
+    backend.unlistable = {"a"}
+    assert poller.poll() == []  # nothing concluded, and the round goes on
+    backend.unlistable = set()
+    assert poller.poll() == ["a"]

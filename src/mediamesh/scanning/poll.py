@@ -127,6 +127,11 @@ class FolderPoller:
                 self._forget(folder)
                 changed.add(folder.rpartition("/")[0])
                 continue
+            except UnreachableError:
+                raise
+            except BackendError:  # cannot list it now: looked at again next round, nothing concluded
+                sig.hot = True
+                continue
             self.requests += 1
             digest = _digest(listing)
             moved = digest != sig.digest

@@ -67,6 +67,8 @@ class SourceWatch:
         self.poller: FolderPoller | None = None
         self.thread = threading.Thread(target=self._run, name=f"mediamesh-watch-{row.id}", daemon=True)
         self.path_filter = path_filter_for(row)
+        #: Set when watching broke off: changes meanwhile went unheard (see _watching).
+        self._lost_track = False
 
     def start(self) -> None:
         self.thread.start()
@@ -96,21 +98,33 @@ class SourceWatch:
             try:
                 self._watch()
             except UnreachableError as exc:
+                self._lost_track = True
                 self._state("waiting", reason=f"the source cannot be reached: {exc}; trying again")
             except BackendError as exc:
+                self._lost_track = True
+                log.info("watching %s stopped: %s", self.row.name, exc)
                 self._state("waiting", reason=f"{exc}; trying again")
             except Exception as exc:
+                self._lost_track = True
                 log.exception("watching %s failed", self.row.name)
                 self._state("waiting", reason=f"internal error: {exc.__class__.__name__}; trying again")
             self.poller = None
             self.stop.wait(RETRY)
+
+    def _watching(self, mode: str, **info: Any) -> None:
+        """Watching (again): after a break, what changed meanwhile was heard by no one, so the whole
+        source is looked at once (a no-change scan reads no file)."""
+        self._state(mode, **info)
+        if self._lost_track:
+            self._lost_track = False
+            self.manager.note(self.row.id, None)
 
     def _watch(self) -> None:
         backend = backend_for(self.ctx, self.row)  # shared: never closed here
         reason = None
         if self.mode in ("auto", "notify"):
             try:
-                backend.watch(self.stop, self._changed, lambda info: self._state("notify", **info))
+                backend.watch(self.stop, self._changed, lambda info: self._watching("notify", **info))
                 return
             except WatchUnsupported as exc:
                 if self.mode == "notify":
@@ -126,7 +140,7 @@ class SourceWatch:
         poller = FolderPoller(backend, self.path_filter)
         poller.baseline(self.stop)
         self.poller = poller
-        self._state("poll", reason=reason, interval=interval, folders=poller.folders)
+        self._watching("poll", reason=reason, interval=interval, folders=poller.folders)
         while not self.stop.wait(interval):
             for folder in poller.poll(self.stop):
                 self._changed(folder)
