@@ -409,7 +409,11 @@ class SmbBackend(Backend):
             for cache in self._caches:
                 key = id(cache)
                 if cache and key != mine and key not in self._pinned and now - self._used.get(key, 0) > limit:
-                    smbclient.reset_connection_cache(fail_on_error=False, connection_cache=cache)
+                    for name in list(cache):
+                        conn = cache.pop(name)
+                        if conn.transport.connected:  # one the server closed already has nothing to say
+                            with contextlib.suppress(Exception):
+                                conn.disconnect()
                     closed += 1
         return closed
 
