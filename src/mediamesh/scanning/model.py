@@ -81,6 +81,8 @@ class ScanStats:
     folders: int = 0
     errors_count: int = 0
     errors: list[dict[str, str]] = field(default_factory=list)
+    #: Folders holding files deferred as still being written (the follow-up scan looks at exactly these).
+    deferred_folders: set[str] = field(default_factory=set)
     current_path: str = ""
 
     def add_error(self, path: str, message: str) -> None:

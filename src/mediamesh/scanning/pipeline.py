@@ -272,6 +272,8 @@ class Scanner:
 
     def _record(self, outcome: Outcome, writer: CatalogWriter) -> None:
         self.stats.count(outcome)
+        if outcome.result is Result.DEFER and len(self.stats.deferred_folders) < 1000:
+            self.stats.deferred_folders.add(outcome.work.path.rpartition("/")[0])
         writer.add(outcome)
         if writer.full:
             writer.flush()

@@ -104,6 +104,7 @@ def run_scan(
             ctx, row.id, {"health_status": "online", "health_checked_at": now_utc(), "health_error": None}
         )
     summary["projects"] = scanner.before_finish_result
+    summary["deferred_folders"] = sorted(scanner.stats.deferred_folders)
     summary["metadata"] = None  # enrichment is a job of its own (see queue_enrichment)
     return summary
 
@@ -207,7 +208,9 @@ def scan_job(ctx: Context, job: Job, control: JobControl) -> dict[str, Any]:
         )
         summaries.append(summary)
         if summary["status"] == "completed" and summary["files_deferred"]:
-            deferred["folders" if shallow else "paths"].append(top)
+            # Exactly the folders of the files still being written, each shallowly: a shallow scan's
+            # top would not look into a folder it found new this time (it is known now).
+            deferred["folders"].extend(summary.get("deferred_folders") or [top])
         if summary["status"] != "completed":
             break  # unreachable or refused: the rest would say the same
     if any(s["status"] == "completed" or s["files_new"] or s["files_changed"] for s in summaries):
