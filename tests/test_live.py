@@ -495,3 +495,16 @@ def test_a_folder_that_cannot_be_listed_for_a_round_is_looked_at_again(library: 
     assert poller.poll() == []  # nothing concluded, and the round goes on
     backend.unlistable = set()
     assert poller.poll() == ["a"]
+
+
+def test_what_a_hostile_server_names_never_leaves_the_root_nor_grows_memory(sqlite_ctx: Context) -> None:
+    """Change notifications come from the server a source points to: a name that climbs out of the root,
+    or a flood of names, becomes one scan of the whole source (which never leaves its root)."""
+    watches = WatchManager(sqlite_ctx)
+    watches.note(1, "../../etc")
+    assert watches._pending[1].everything and not watches._pending[1].folders
+    for i in range(10_000):
+        watches.note(2, f"flood/{i}")
+    assert watches._pending[2].everything and not watches._pending[2].folders
+    watches.note(3, "a/b")
+    assert watches._pending[3].folders == {"a/b"} and not watches._pending[3].everything

@@ -28,13 +28,19 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from mediamesh.backends.base import BackendError, UnreachableError, WatchUnsupported
+from mediamesh.backends.base import (
+    BackendError,
+    InvalidPathError,
+    UnreachableError,
+    WatchUnsupported,
+    clean_relpath,
+)
 from mediamesh.catalog import jobs as job_table
 from mediamesh.catalog.schema import scans, sources
 from mediamesh.catalog.times import aware, iso, now_utc
 from mediamesh.context import Context
 from mediamesh.scanning.poll import FolderPoller
-from mediamesh.services.scans import merge_scan_payloads
+from mediamesh.services.scans import MAX_FOLDERS, merge_scan_payloads
 from mediamesh.services.sources import backend_for, path_filter_for, save_watch
 
 log = logging.getLogger(__name__)
@@ -53,6 +59,15 @@ class _Pending:
     everything: bool = False
     first: float = 0.0
     last: float = 0.0
+
+
+def _clean(folder: str | None) -> str | None:
+    if folder is None:
+        return None
+    try:
+        return clean_relpath(folder)
+    except InvalidPathError:
+        return None
 
 
 class SourceWatch:
@@ -198,10 +213,16 @@ class WatchManager:
             if pending is None:
                 pending = self._pending[source_id] = _Pending(first=now)
             pending.last = now
-            if folder is None:
+            if pending.everything:
+                return
+            clean = _clean(folder)
+            # A name no folder can have (a hostile server's "..") or more folders than one scan takes:
+            # the whole source is looked at, which never leaves its root, and memory stays bounded.
+            if clean is None or len(pending.folders) >= MAX_FOLDERS:
                 pending.everything = True
+                pending.folders.clear()
             else:
-                pending.folders.add(folder)
+                pending.folders.add(clean)
 
     def _run(self) -> None:
         next_sync = 0.0
