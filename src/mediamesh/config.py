@@ -119,6 +119,19 @@ class Settings(BaseSettings):
         description="Where webhooks may send events: comma-separated networks (192.168.1.0/24) and host "
         "names; empty: no webhook can be registered.",
     )
+    mounts_dir: Path | None = Field(
+        None,
+        description="The folder where shares are mounted, by the host (a parent directory bind-mounted "
+        "once) or by mediamesh (MEDIAMESH_MOUNT_SHARES): a local source directly in it must be a mount "
+        "point, and reads as 'not mounted' when it is not. The container image sets /mnt/sources.",
+    )
+    mount_shares: str = Field(
+        "off",
+        pattern="^(on|off)$",
+        description="on: mediamesh mounts SMB and NFS sources added with --kernel-mount itself, with the "
+        "kernel's client, at MEDIAMESH_MOUNTS_DIR/{name} (needs root or CAP_SYS_ADMIN; docs/deploy.md, "
+        "option A). off: never mounts anything.",
+    )
     commit_batch: int = Field(5000, ge=1, description="Catalog rows written per transaction during a scan.")
 
     @field_validator("public_url")

@@ -13,6 +13,7 @@ from sqlalchemy.engine import make_url
 from mediamesh.backends import open_backend
 from mediamesh.backends.base import Backend
 from mediamesh.backends.connections import Connections
+from mediamesh.backends.kernel_mounts import KernelMounts, SystemRunner
 from mediamesh.backends.local import LocalRoots
 from mediamesh.catalog import Catalog
 from mediamesh.catalog.cache import QueryCaches
@@ -32,6 +33,8 @@ class Context:
     connections: Connections = field(init=False)
     #: Caches of query results, valid while the catalog's write generation holds.
     caches: QueryCaches = field(init=False)
+    #: Shares this process mounted with the kernel's client (MEDIAMESH_MOUNT_SHARES, option A).
+    kernel_mounts: KernelMounts = field(init=False)
 
     def __post_init__(self) -> None:
         make_data_dir(self.settings.data_dir)
@@ -41,6 +44,9 @@ class Context:
         self.signer = Signer.from_settings(self.settings)
         self.connections = Connections(self._backend_of)
         self.caches = QueryCaches()
+        self.kernel_mounts = KernelMounts(
+            SystemRunner(), self.settings.data_dir / "mounts", enabled=self.settings.mount_shares == "on"
+        )
 
     def secret_of(self, row: Any) -> dict[str, Any] | None:
         """A stored source's credentials, decrypted only for the use at hand."""

@@ -98,6 +98,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(AllowlistMiddleware, allow=settings.allow, hosts=settings.host_names)
     errors.install(app, html=ui_pages.error_page)
     app.include_router(sources.router)
+    app.include_router(sources.mounts_router)
     app.include_router(tokens.router)
     app.include_router(catalog.router)
     app.include_router(projects.router)

@@ -97,6 +97,29 @@ def mount_of(path: str) -> MountInfo:
     return best
 
 
+def is_mount_point(path: str) -> bool:
+    """Something is mounted at ``path``: its device differs from its parent folder's, or mountinfo lists
+    it (a bind mount of a folder on the same device has its parent's device)."""
+    real = os.path.realpath(path)
+    try:
+        here, parent = os.stat(real), os.stat(os.path.dirname(real))
+    except OSError:
+        return False
+    return here.st_dev != parent.st_dev or real == "/" or mount_of(real).mount_point == real
+
+
+def expected_mount(location: str, expect: bool | None, mounts_dir: str | None) -> dict[str, str]:
+    """The identity part of a folder that must be a mount point to be read: ``expect`` True, or (None)
+    a folder that is a mount point now or sits directly in ``mounts_dir`` (MEDIAMESH_MOUNTS_DIR, where
+    the host or mediamesh mounts shares). An unmounted share is then "not mounted", never an empty
+    folder (scanning/safety.py: unmounted)."""
+    real = os.path.realpath(location)
+    if expect is None:
+        parent = os.path.realpath(mounts_dir) if mounts_dir else None
+        expect = is_mount_point(real) or (parent is not None and os.path.dirname(real) == parent)
+    return {"mount_point": real} if expect else {}
+
+
 def _max_user_watches() -> int | None:
     try:
         return int(Path("/proc/sys/fs/inotify/max_user_watches").read_text().strip())
@@ -388,5 +411,6 @@ register(
         extent=lambda location: ((), os.path.realpath(location)),
         compose=lambda fields: _parse(fields.get("path", "").strip()),
         factory=_open,
+        expected_mount=expected_mount,
     )
 )

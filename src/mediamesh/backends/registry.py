@@ -78,6 +78,10 @@ class BackendKind:
     #: The location to store once a probe saw the source (its identity): a kind that trusts on first use
     #: (SFTP host keys) writes what it trusted into the location; the others keep it as it is.
     pin: Callable[[str, Mapping[str, str]], str] = field(default=lambda location, identity: location)
+    #: For a kind whose folder may be a mount point (a share the host mounts): (location, expect_mount
+    #: or None for the default, the parent folder of mounts) -> the identity a mounted source has
+    #: (``{"mount_point": ...}``), or {} when no mount is expected. None: such kinds are never mounts.
+    expected_mount: Callable[[str, bool | None, str | None], dict[str, str]] | None = None
 
     @property
     def secret_options(self) -> tuple[str, ...]:

@@ -96,6 +96,18 @@ def add(
     key_file: Path | None = typer.Option(
         None, "--key-file", help="SFTP: log on with this private key (its passphrase by --password-stdin)."
     ),
+    expect_mount: bool | None = typer.Option(
+        None,
+        "--expect-mount/--no-expect-mount",
+        help="The folder must be a mount point (a share the host mounts), else it is 'not mounted'. "
+        "Default: yes for a mount point, or a folder directly in MEDIAMESH_MOUNTS_DIR.",
+    ),
+    kernel_mount: bool = typer.Option(
+        False,
+        "--kernel-mount",
+        help="Mount this smb:// or nfs:// location with the kernel at MEDIAMESH_MOUNTS_DIR/NAME and read "
+        "it as a folder (needs MEDIAMESH_MOUNT_SHARES=on and root; docs/deploy.md).",
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Register a source after checking that it is a readable folder (or share)."""
@@ -115,6 +127,8 @@ def add(
             priority=priority,
             private_key=private_key,
             watch=watch,
+            expect_mount=expect_mount,
+            kernel_mount=kernel_mount,
         )
         if not as_json:
             out.print(f"added source [bold]{escape(source['name'])}[/] (id {source['id']})")
@@ -264,10 +278,15 @@ def update(
         None, "--watch", help="Learn of changes (in serve): auto, notify, poll or off (on = auto)."
     ),
     key_file: Path | None = typer.Option(None, "--key-file", help="SFTP: a new private key to log on with."),
+    expect_mount: bool | None = typer.Option(
+        None,
+        "--expect-mount/--no-expect-mount",
+        help="The folder must be a mount point (a share the host mounts), or is a plain folder.",
+    ),
     as_json: bool = JsonOption,
 ) -> None:
-    """Change a source's location, globs, password, schedule, priority or watch. File records and media ids
-    stay."""
+    """Change a source's location, globs, password, schedule, priority, watch or mount expectation. File
+    records and media ids stay."""
     password = _read_password(password_stdin)
     private_key = _read_key(key_file)
     with context() as ctx:
@@ -283,10 +302,32 @@ def update(
             priority=priority,
             private_key=private_key,
             watch=watch,
+            expect_mount=expect_mount,
         )
     emit(data, as_json, _render_one)
     if location is not None and not as_json:
         _say_trusted(location, data)
+
+
+@app.command("mounts")
+def mounts(as_json: bool = JsonOption) -> None:
+    """Each source's mount state: read by mediamesh (in-app), mounted or not mounted (a folder that must
+    be a mount point), or a plain folder; with any kernel mount the server keeps."""
+    with context() as ctx:
+        data = svc.mount_states(ctx)
+
+    def render(rows: list[dict[str, Any]]) -> None:
+        table = Table("source", "state", "location", "mount point", box=None)
+        for r in rows:
+            kernel = r["kernel_mount"]
+            state = r["state"] + (f" (kernel: {kernel['state']})" if kernel else "")
+            table.add_row(r["source"], state, escape(r["location"]), escape(r["mount_point"] or ""))
+        out.print(table)
+        for r in rows:
+            if r["state"] == "not mounted" and r["error"]:
+                out.print(f"{r['source']}: {r['error']}", markup=False)
+
+    emit(data, as_json, render)
 
 
 @app.command("mount")

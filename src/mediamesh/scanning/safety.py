@@ -39,10 +39,25 @@ def identity_changes(recorded: Mapping[str, str], now: Mapping[str, str]) -> lis
     ]
 
 
+def unmounted(recorded: Mapping[str, str], now: Mapping[str, str]) -> str | None:
+    """Why a source whose folder was (or must be) a mount point is not mounted now, or None. Seen as the
+    folder now lying on a file system mounted higher up (its parent's): an unmounted share shows an
+    empty folder, or whatever the host left there, and neither is the share."""
+    want, seen = recorded.get("mount_point"), now.get("mount_point")
+    if not want or not seen or want == seen or not want.startswith(seen.rstrip("/") + "/"):
+        return None
+    return (
+        f"not mounted: nothing is mounted at {want} (it is a folder of {seen}, {now.get('fs_type', '?')}); "
+        "is the share mounted on the host?"
+    )
+
+
 def check_reachable(backend: Backend, recorded_identity: Mapping[str, str], name: str) -> None:
     probe = backend.probe()
     if not probe.reachable:
         raise ScanRefused(f"source {name!r} is unreachable: {probe.error}", unreachable=probe.error)
+    if why := unmounted(recorded_identity, probe.identity):
+        raise ScanRefused(f"source {name!r} is {why} Not scanning.", unreachable=why)
     changes = identity_changes(recorded_identity, probe.identity)
     if changes:
         raise ScanRefused(

@@ -30,7 +30,7 @@ from mediamesh.services import sources as svc
 
 FIELDS = (
     "name, location, password, password_env, password_file, private_key_file, include, exclude, enabled, "
-    "watch"
+    "watch, expect_mount"
 )
 
 
@@ -49,6 +49,9 @@ class DeclaredSource(BaseModel):
     enabled: bool = True
     #: How the server learns of changes (auto, notify, poll, off; on = auto). Absent: left as it is.
     watch: str | None = None
+    #: The folder must be a mount point (a share the host mounts under the parent mount). Absent: the
+    #: default (a mount point now, or a folder directly in MEDIAMESH_MOUNTS_DIR).
+    expect_mount: bool | None = None
 
     def resolve_password(self) -> str | None:
         if self.password_env:
@@ -119,6 +122,7 @@ def _apply_one(ctx: Context, d: DeclaredSource) -> str:
             password=password,
             private_key=private_key,
             watch=d.watch,
+            expect_mount=d.expect_mount,
         )
         if not d.enabled:
             svc.update_source(ctx, d.name, enabled=False)
@@ -137,6 +141,8 @@ def _apply_one(ctx: Context, d: DeclaredSource) -> str:
         changes["enabled"] = d.enabled
     if d.watch is not None and svc.validate_watch(d.watch) != current["watch"]:
         changes["watch"] = d.watch
+    if d.expect_mount is not None and d.expect_mount != current["expect_mount"]:
+        changes["expect_mount"] = d.expect_mount
     if not svc.secret_matches(ctx, d.name, password=password, private_key=private_key):
         changes.update(password=password, private_key=private_key)
     if not changes:

@@ -20,7 +20,7 @@ from mediamesh.catalog.schema import sources
 from mediamesh.context import Context
 from mediamesh.errors import MediameshError
 from mediamesh.services import bootstrap
-from mediamesh.services.sources import backend_for, health_values, record_probe
+from mediamesh.services.sources import backend_for, health_values, keep_kernel_mount, record_probe
 
 log = logging.getLogger(__name__)
 
@@ -84,11 +84,14 @@ class SourceManager:
         for row in rows:
             if not row.enabled:  # unmounted since the last round: nothing of it stays connected
                 self.ctx.connections.reset(row.id)
+                if self.ctx.kernel_mounts.public(row.name):
+                    self.ctx.kernel_mounts.unmount(row.name, row.location)
         futures = [self._pool.submit(self._probe, row) for row in rows if row.enabled]
         for future in futures:
             future.result()
 
     def _probe(self, row: Any) -> None:
+        keep_kernel_mount(self.ctx, row)  # restored at start, mounted again when stale
         probe = backend_for(self.ctx, row).probe()
         if not probe.reachable:
             self.ctx.connections.reset(row.id)  # reconnects on the next round

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +22,7 @@ from mediamesh.backends import (
     registry,
 )
 from mediamesh.backends.base import Backend, ProbeResult
+from mediamesh.backends.kernel_mounts import spec_for
 from mediamesh.backends.registry import BackendKind
 from mediamesh.catalog import events as event_log
 from mediamesh.catalog import queries
@@ -31,7 +33,7 @@ from mediamesh.context import Context
 from mediamesh.crypto import SecretBox
 from mediamesh.errors import Conflict, Forbidden, InvalidInput, LocationUnreachable
 from mediamesh.scanning.filters import PathFilter, validate_globs
-from mediamesh.scanning.safety import identity_changes
+from mediamesh.scanning.safety import identity_changes, unmounted
 from mediamesh.services.schedule import parse_schedule, validate_schedule
 
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]*\Z")
@@ -121,6 +123,9 @@ def public(conn: Connection, row: Any) -> dict[str, Any]:
         "next_scan_at": _next_scan_at(options.get("schedule"), last_scan, row.enabled),
         "priority": options.get("priority", 0),
         "watch": options.get("watch", "auto"),
+        #: True or False when set; None: the default (see add_source).
+        "expect_mount": options.get("expect_mount"),
+        "kernel_mount": options.get("kernel_mount"),
         "identity": row.identity or {},
         "health": {
             "status": row.health_status,
@@ -271,10 +276,21 @@ def add_source(
     priority: int = 0,
     private_key: str | None = None,
     watch: str | None = None,
+    expect_mount: bool | None = None,
+    kernel_mount: bool = False,
 ) -> dict[str, Any]:
     """Register a source after checking it is a readable folder (``force`` registers it anyway). A kind
-    that trusts on first use (an SFTP host key) is stored with what the check trusted."""
+    that trusts on first use (an SFTP host key) is stored with what the check trusted. A folder that must
+    be a mount point (``expect_mount``; by default one that is a mount point now or sits directly in
+    MEDIAMESH_MOUNTS_DIR) is refused while nothing is mounted there.
+
+    ``kernel_mount``: an SMB or NFS location is mounted by the kernel at MEDIAMESH_MOUNTS_DIR/{name}
+    and registered as that local folder, remembering what to mount there again (option A)."""
     validate_name(name)
+    if kernel_mount:
+        return _add_kernel_mounted(
+            ctx, name, location, password, include, exclude, force, schedule, priority, watch
+        )
     options = {
         "include": validate_globs(include or []),
         "exclude": validate_globs(exclude or []),
@@ -282,8 +298,12 @@ def add_source(
         "priority": validate_priority(priority),
         "watch": validate_watch(watch or "auto"),
     }
+    if expect_mount is not None:
+        options["expect_mount"] = expect_mount
     loc, secret = _new_location(ctx, location, password, private_key)
     probe = probe_location(ctx, loc.kind, loc.display, secret)
+    expected = _expected_mount(ctx, loc.kind, loc.display, expect_mount)
+    probe = _unless_unmounted(probe, expected)
     if not probe.reachable and not force:
         raise LocationUnreachable(
             f"cannot register {name!r}: {probe.error} (use --force to register it anyway)"
@@ -306,7 +326,7 @@ def add_source(
                 location=loc.display,
                 enabled=True,
                 options=options,
-                identity=probe.identity if probe.reachable else {},
+                identity={**(probe.identity if probe.reachable else {}), **expected},
                 features=kind_of(loc.kind).features.public(),
                 secret=SecretBox.from_settings(ctx.settings).seal(secret) if secret else None,
                 created_at=now,
@@ -316,6 +336,109 @@ def add_source(
         ).inserted_primary_key
         assert key is not None
         return public(conn, find_source(conn, key[0]))
+
+
+def _add_kernel_mounted(
+    ctx: Context,
+    name: str,
+    location: str,
+    password: str | None,
+    include: list[str] | None,
+    exclude: list[str] | None,
+    force: bool,
+    schedule: str | None,
+    priority: int,
+    watch: str | None,
+) -> dict[str, Any]:
+    settings = ctx.settings
+    if settings.mount_shares != "on" or settings.mounts_dir is None:
+        raise InvalidInput(
+            "kernel mounts are off: set MEDIAMESH_MOUNT_SHARES=on and MEDIAMESH_MOUNTS_DIR (the image sets "
+            "/mnt/sources), and run as root or with CAP_SYS_ADMIN; or add the location without "
+            "--kernel-mount and mediamesh reads it itself, with no privilege"
+        )
+    loc = parse_location(location)
+    secret = _secret(loc.kind, password, None)
+    try:
+        spec_for(loc.display, "/")
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from exc
+    with ctx.catalog.read() as conn:
+        if conn.execute(select(sources.c.id).where(sources.c.name == name)).first() is not None:
+            raise Conflict(f"a source named {name!r} already exists")
+    target = str(settings.mounts_dir / name)
+    state = ctx.kernel_mounts.mount(name, loc.display, target, secret)
+    if state.state != "mounted" and not force:
+        ctx.kernel_mounts.unmount(name, target)
+        raise LocationUnreachable(
+            f"cannot mount {loc.display} at {target}: {state.error} (use --force to register it anyway)"
+        )
+    try:
+        added = add_source(
+            ctx,
+            name,
+            target,
+            include,
+            exclude,
+            force,
+            schedule=schedule,
+            priority=priority,
+            watch=watch,
+            expect_mount=True,
+        )
+    except BaseException:
+        ctx.kernel_mounts.unmount(name, target)
+        raise
+    with ctx.catalog.write() as conn:  # what to mount there again, and with which password (sealed)
+        row = find_source(conn, added["id"])
+        options = {**(row.options or {}), "kernel_mount": loc.display}
+        sealed = SecretBox.from_settings(settings).seal(secret) if secret else None
+        conn.execute(update(sources).where(sources.c.id == row.id).values(options=options, secret=sealed))
+        return public(conn, find_source(conn, row.id))
+
+
+def keep_kernel_mount(ctx: Context, row: Any) -> None:
+    """Before a source's probe: its kernel mount, if it has one, is there and answers (mounted again
+    when it went stale or failed). Bounded by the mount commands' deadlines."""
+    url = (row.options or {}).get("kernel_mount")
+    if url:
+        ctx.kernel_mounts.check(row.name, url, row.location, secret_of(ctx, row))
+
+
+def mount_states(ctx: Context) -> list[dict[str, Any]]:
+    """Each source's mount state: read by mediamesh itself (network kinds), a folder that must be a
+    mount point (mounted or not, as the last probe saw), or a plain folder; and any kernel mount."""
+    with ctx.catalog.read() as conn:
+        rows = conn.execute(select(sources).order_by(sources.c.name)).all()
+        result = []
+        for row in rows:
+            identity = row.identity or {}
+            in_app = kind_of(row.kind).expected_mount is None
+            # normpath, not realpath: a listing never touches a folder (a hung mount would stall it).
+            expected = not in_app and identity.get("mount_point") == os.path.normpath(row.location)
+            if in_app:
+                state = "in-app"  # read over the network by mediamesh: nothing to mount
+            elif (row.health_error or "").startswith("not mounted"):
+                state = "not mounted"
+            elif not expected:
+                state = "folder"
+            else:
+                state = "mounted" if row.health_status in ("online", "degraded") else "unknown"
+            result.append(
+                {
+                    "source": row.name,
+                    "kind": row.kind,
+                    "location": row.location,
+                    "state": state,
+                    "mount_point": identity.get("mount_point"),
+                    "fs_type": identity.get("fs_type"),
+                    "health": row.health_status,
+                    "error": row.health_error,
+                    "kernel_mount": ctx.kernel_mounts.public(row.name),
+                    "connection": _mount(conn, row.id),
+                }
+            )
+    return result
 
 
 def test_location(
@@ -345,6 +468,24 @@ def test_location(
         "free_bytes": probe.free_bytes,
         "identity": probe.identity,
     }
+
+
+def _expected_mount(ctx: Context, kind: str, display: str, expect: bool | None) -> dict[str, str]:
+    """The identity a source must show to count as mounted ({} for kinds that are never mount points)."""
+    hook = kind_of(kind).expected_mount
+    if hook is None:
+        if expect:
+            raise InvalidInput(f"{kind} sources are read by mediamesh itself: they are never a mount point")
+        return {}
+    mounts_dir = ctx.settings.mounts_dir
+    return hook(display, expect, str(mounts_dir) if mounts_dir is not None else None)
+
+
+def _unless_unmounted(probe: ProbeResult, expected: Mapping[str, str]) -> ProbeResult:
+    """A probe of a folder that must be a mount point and is not: unreachable, "not mounted"."""
+    if probe.reachable and (why := unmounted(expected, probe.identity)):
+        return ProbeResult(reachable=False, error=why)
+    return probe
 
 
 def _health_values(probe: ProbeResult, now: datetime) -> dict[str, Any]:
@@ -421,7 +562,13 @@ def health_values(row: Any, probe: ProbeResult, now: datetime | None = None) -> 
     if not probe.reachable:
         return values
     recorded = row.identity or {}
-    if not recorded:  # first seen now (registered with --force while offline): trusted from now on
+    if why := unmounted(recorded, probe.identity):
+        return _health_values(ProbeResult(reachable=False, error=why), now or now_utc())
+    filled = not recorded.keys() >= probe.identity.keys()
+    if recorded and filled and not identity_changes(recorded, probe.identity):
+        # Registered while its share was not mounted (only the mount point was known): the rest now.
+        values["identity"] = {**probe.identity, **recorded}
+    elif not recorded:  # first seen now (registered with --force while offline): trusted from now on
         values["identity"] = probe.identity
         pinned = kind_of(row.kind).pin(row.location, probe.identity)
         if pinned != row.location:
@@ -487,6 +634,7 @@ def update_source(
     may_move_local: bool = True,
     private_key: str | None = None,
     watch: str | None = None,
+    expect_mount: bool | None = None,
 ) -> dict[str, Any]:
     """Change a source. A new location (the share moved, or is mounted elsewhere) is checked like a new
     registration and its identity recorded afresh; file records and media ids stay, being relative to the
@@ -506,6 +654,8 @@ def update_source(
         options["priority"] = validate_priority(priority)
     if watch is not None:
         options["watch"] = validate_watch(watch)
+    if expect_mount is not None:
+        options["expect_mount"] = expect_mount
     values["options"] = options
     kind, display = row.kind, row.location
     if location is not None:
@@ -529,15 +679,17 @@ def update_source(
         secret: dict[str, Any] | None = new_secret
     else:
         secret = _stored_secret_for(ctx, row, kind, display)
-    if location is not None or given is not None:
+    if location is not None or given is not None or expect_mount is not None:
         probe = probe_location(ctx, kind, display, secret)
+        expected = _expected_mount(ctx, kind, display, options.get("expect_mount"))
+        probe = _unless_unmounted(probe, expected)
         if not probe.reachable and not force:
             raise LocationUnreachable(
                 f"cannot reach {display}: {probe.error} (use --force to change it anyway)"
             )
         values.update(_health_values(probe, now_utc()))
-        if location is not None:
-            values["identity"] = probe.identity if probe.reachable else {}
+        if location is not None or expect_mount is not None:
+            values["identity"] = {**(probe.identity if probe.reachable else {}), **expected}
             if probe.reachable:
                 display = kind_of(kind).pin(display, probe.identity)
                 values["location"] = display
@@ -654,6 +806,8 @@ def remove_source(ctx: Context, id_or_name: str) -> dict[str, Any]:
         conn.execute(delete(scans).where(scans.c.source_id == row.id))
         conn.execute(delete(sources).where(sources.c.id == row.id))
     ctx.connections.reset(row.id)
+    if (row.options or {}).get("kernel_mount"):
+        ctx.kernel_mounts.unmount(row.name, row.location)
     return {"id": row.id, "name": row.name, "files_forgotten": removed}
 
 

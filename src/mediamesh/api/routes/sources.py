@@ -8,11 +8,22 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from mediamesh.api.schemas import AUTHENTICATED
+from mediamesh.errors import Forbidden
 from mediamesh.services import sources as svc
 from mediamesh.web.deps import Ctx
 from mediamesh.web.security import Read, Write
 
 router = APIRouter(prefix="/api/v1/sources", tags=["sources"], responses=AUTHENTICATED)
+mounts_router = APIRouter(prefix="/api/v1/mounts", tags=["sources"], responses=AUTHENTICATED)
+
+
+@mounts_router.get("")
+def list_mounts(ctx: Ctx, _: Read) -> dict[str, Any]:
+    """Each source's mount state: ``in-app`` (read over the network by mediamesh), ``mounted`` or ``not
+    mounted`` (a folder that must be a mount point), ``folder`` (a plain folder), ``unknown`` (not probed
+    yet); with the kernel mount that the server keeps for it, if any (option A, docs/deploy.md)."""
+    data = svc.mount_states(ctx)
+    return {"data": data, "count": len(data)}
 
 
 class _Where(BaseModel):
@@ -53,6 +64,17 @@ class SourceCreate(_Where):
         description="How the server learns of changes: auto (notifications where the source has them, "
         "else polling), notify, poll or off; on means auto.",
     )
+    expect_mount: bool | None = Field(
+        None,
+        description="A local folder that must be a mount point (a share the host mounts): while nothing "
+        "is mounted there it is offline, 'not mounted'. Default: a folder that is a mount point now, or "
+        "sits directly in MEDIAMESH_MOUNTS_DIR.",
+    )
+    kernel_mount: bool = Field(
+        False,
+        description="Admin only, with MEDIAMESH_MOUNT_SHARES=on: the server mounts this smb:// or nfs:// "
+        "location with the kernel's client at MEDIAMESH_MOUNTS_DIR/{name} and reads it as a local folder.",
+    )
 
 
 class SourceUpdate(_Where):
@@ -71,6 +93,9 @@ class SourceUpdate(_Where):
         max_length=16,
         description="How the server learns of changes: auto (notifications where the source has them, "
         "else polling), notify, poll or off; on means auto.",
+    )
+    expect_mount: bool | None = Field(
+        None, description="The folder must be a mount point (true), or is a plain folder (false)."
     )
 
 
@@ -97,7 +122,9 @@ def source_kinds(_: Read) -> dict[str, Any]:
 
 
 @router.post("", status_code=201)
-def add_source(body: SourceCreate, ctx: Ctx, _: Write) -> dict[str, Any]:
+def add_source(body: SourceCreate, ctx: Ctx, token: Write) -> dict[str, Any]:
+    if body.kernel_mount and token["scope"] != "admin":
+        raise Forbidden("a kernel mount runs mount(8) as root on the server: it needs an admin token")
     return svc.add_source(
         ctx,
         body.name,
@@ -110,6 +137,8 @@ def add_source(body: SourceCreate, ctx: Ctx, _: Write) -> dict[str, Any]:
         priority=body.priority,
         private_key=body.private_key,
         watch=body.watch,
+        expect_mount=body.expect_mount,
+        kernel_mount=body.kernel_mount,
     )
 
 
@@ -145,6 +174,7 @@ def update_source(id_or_name: str, body: SourceUpdate, ctx: Ctx, token: Write) -
         may_move_local=token["scope"] == "admin",
         private_key=body.private_key,
         watch=body.watch,
+        expect_mount=body.expect_mount,
     )
 
 
