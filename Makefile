@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 RUNTIME_STAMP := $(VENV)/.installed-runtime
 TEST_STAMP    := $(VENV)/.installed-test
 
-.PHONY: run test lint typecheck pytest system-deps services bench clean
+.PHONY: run test test-image lint typecheck pytest system-deps services bench clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "mediamesh needs Python 3.11 or newer")'
@@ -37,14 +37,19 @@ services:
 	@scripts/ensure-services.sh
 
 lint: $(TEST_STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench scripts docker
+	$(BIN)/ruff format --check src tests bench scripts docker
 
 typecheck: $(TEST_STAMP)
 	$(BIN)/mypy
 
 pytest: $(TEST_STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+## Build the container image with podman (no daemon, no registry: a debootstrap base) and smoke-test it
+## by starting its root file system with chroot. Needs root and the network to Debian and PyPI; ~5 min.
+test-image: $(TEST_STAMP)
+	scripts/image.sh all
 
 ## Benchmarks print a table against reference tools; they are not part of `make test`.
 bench: $(TEST_STAMP)
