@@ -38,9 +38,18 @@ def only_loopback() -> Iterator[None]:
     loopback_guard.uninstall()
 
 
-PG_ADMIN_URL = os.environ.get(
-    "MEDIAMESH_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
+def _pg_admin_url() -> str:
+    """MEDIAMESH_TEST_PG_URL, else what scripts/ensure-services.sh found or started (.test-pg-url), else
+    the dev machines' server."""
+    if "MEDIAMESH_TEST_PG_URL" in os.environ:
+        return os.environ["MEDIAMESH_TEST_PG_URL"]
+    found = Path(__file__).resolve().parent.parent / ".test-pg-url"
+    if found.is_file() and found.read_text().strip():
+        return found.read_text().strip()
+    return "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+
+
+PG_ADMIN_URL = _pg_admin_url()
 
 
 @pytest.fixture(scope="session")
