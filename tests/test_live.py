@@ -399,6 +399,31 @@ def test_watch_off_and_notify_only(live_ctx: Context, library: Path, sshd: Any) 
         source_svc.update_source(ctx, "lib", watch="sometimes")
 
 
+def test_what_changed_while_nobody_watched_is_found_when_watching_starts(
+    live_ctx: Context, library: Path
+) -> None:
+    """Switched off and on again, or a server started after a while: one scan of the whole source."""
+    ctx = live_ctx
+    write(library / "a.jpg", 100)
+    source_svc.add_source(ctx, "lib", str(library))
+    run_scan(ctx, "lib")
+    with Live(ctx) as live:
+        wait_for(lambda: live.state("lib").get("mode") == "notify", 10)
+        source_svc.update_source(ctx, "lib", watch="off")
+        wait_for(lambda: live.state("lib").get("mode") == "off", 10)
+        write(library / "while-off" / "b.jpg", 3000)
+        time.sleep(2.5)  # past sync_every + 2 s since the last full scan
+        assert not present(ctx, "while-off/b.jpg")
+        live.watches.sync_every = 0.1  # "long after the last full scan", without waiting for it here
+        source_svc.update_source(ctx, "lib", watch="auto")
+        wait_for(lambda: present(ctx, "while-off/b.jpg"), 20, "the file written while off")
+    write(library / "while-stopped.jpg", 2000)  # the server is down
+    time.sleep(2.5)
+    with Live(ctx) as live:
+        live.watches.sync_every = 0.1
+        wait_for(lambda: present(ctx, "while-stopped.jpg"), 20, "the file written while stopped")
+
+
 def test_a_burst_loses_nothing(live_ctx: Context, library: Path) -> None:
     """Hundreds of files in many folders at once: the watch's scans leave the catalog as a full scan."""
     ctx = live_ctx

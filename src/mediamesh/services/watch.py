@@ -73,7 +73,7 @@ def _clean(folder: str | None) -> str | None:
 class SourceWatch:
     """The watch of one source, on a thread of its own."""
 
-    def __init__(self, manager: WatchManager, row: Any) -> None:
+    def __init__(self, manager: WatchManager, row: Any, catch_up: bool = False) -> None:
         self.manager = manager
         self.ctx = manager.ctx
         self.row = row
@@ -82,8 +82,10 @@ class SourceWatch:
         self.poller: FolderPoller | None = None
         self.thread = threading.Thread(target=self._run, name=f"mediamesh-watch-{row.id}", daemon=True)
         self.path_filter = path_filter_for(row)
-        #: Set when watching broke off: changes meanwhile went unheard (see _watching).
-        self._lost_track = False
+        #: Set when watching broke off: changes meanwhile went unheard (see _watching). A watch that
+        #: starts long after the last full scan (at server start, or switched off and on again) starts
+        #: so: what changed while nobody watched is found by one scan of the whole source.
+        self._lost_track = catch_up
 
     def start(self) -> None:
         self.thread.start()
@@ -271,7 +273,10 @@ class WatchManager:
                     save_watch_quietly(self.ctx, source_id, {"mode": "off"} if mode == "off" else None)
         for source_id, (version, row) in wanted.items():
             if source_id not in self._watches:
-                watch = SourceWatch(self, row)
+                # Nobody watched between the last full scan and now, unless that scan just ended (the
+                # first scan of a source, which this sync follows within sync_every).
+                unwatched = now_utc() - aware(full_scans[source_id]) > timedelta(seconds=self.sync_every + 2)
+                watch = SourceWatch(self, row, catch_up=unwatched)
                 self._watches[source_id] = (version, watch)
                 watch.start()
 
