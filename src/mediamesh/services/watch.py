@@ -275,7 +275,10 @@ class WatchManager:
             if source_id not in self._watches:
                 # Nobody watched between the last full scan and now, unless that scan just ended (the
                 # first scan of a source, which this sync follows within sync_every).
-                unwatched = now_utc() - aware(full_scans[source_id]) > timedelta(seconds=self.sync_every + 2)
+                last_full = aware(full_scans[source_id])
+                unwatched = last_full is None or now_utc() - last_full > timedelta(
+                    seconds=self.sync_every + 2
+                )
                 watch = SourceWatch(self, row, catch_up=unwatched)
                 self._watches[source_id] = (version, watch)
                 watch.start()
