@@ -115,6 +115,8 @@ def test_a_folder_in_the_mounts_dir_must_be_mounted_to_be_added(
     target = layout["target"]
     with pytest.raises(LocationUnreachable, match="not mounted"):
         source_svc.add_source(mctx, "video", str(target))
+    tested = source_svc.test_location(mctx, str(target))  # the form's Test connection says so too
+    assert not tested["reachable"] and tested["error"].startswith("not mounted")
     # Declared before the host mounted it (a sources.yaml on first start): kept, offline, never scanned.
     added = source_svc.add_source(mctx, "video", str(target), force=True)
     assert added["health"]["status"] == "offline" and added["identity"] == {"mount_point": str(target)}

@@ -458,6 +458,7 @@ def test_location(
             row = find_source(conn, source)
         secret = _stored_secret_for(ctx, row, loc.kind, loc.display)
     probe = probe_location(ctx, loc.kind, loc.display, secret)
+    probe = _unless_unmounted(probe, _expected_mount(ctx, loc.kind, loc.display, None))
     return {
         "kind": loc.kind,
         "location": loc.display,
