@@ -349,3 +349,27 @@ def test_a_scan_of_a_folder_that_is_not_there_is_422(app_client: TestClient, lib
     response = app_client.post("/api/v1/sources/lib/scans", json={"path": "nope"}, headers=admin)
     assert response.status_code == 422 and "no folder 'nope'" in response.json()["error"]["message"]
     assert app_client.get("/api/v1/scans", headers=admin).json()["count"] == 0
+
+
+def test_text_no_path_or_row_can_carry_is_refused_before_anything_is_stored(
+    app_client: TestClient, tmp_path: Path
+) -> None:
+    """A NUL in a location, or half a surrogate pair anywhere in a body: 422, never a 500, nothing kept
+    (a glob with a lone surrogate used to be stored, and every listing showing it then failed)."""
+    admin = {**token(app_client, "admin"), "Content-Type": "application/json"}
+    nul = app_client.post("/api/v1/sources", json={"name": "n", "location": "/tmp/a\x00b"}, headers=admin)
+    assert nul.status_code == 422 and "NUL" in nul.json()["error"]["message"]
+    library = tmp_path / "lib"
+    library.mkdir()
+    for body in (
+        '{"name": "n", "location": "%s", "include": ["\\udcff*"]}' % library,
+        '{"name": "n\\ud800", "location": "%s"}' % library,
+    ):
+        refused = app_client.post("/api/v1/sources", content=body, headers=admin)
+        assert refused.status_code == 422 and "Unicode" in refused.json()["error"]["message"], refused.text
+    assert app_client.get("/api/v1/sources", headers=admin).json()["count"] == 0
+    # A whole pair is text like any other (an emoji in a glob).
+    paired = '{"name": "n", "location": "%s", "include": ["\\ud83d\\udcf7*"]}' % library
+    added = app_client.post("/api/v1/sources", content=paired, headers=admin)
+    assert added.status_code == 201 and added.json()["include"] == ["\U0001f4f7*"]
+    assert app_client.get("/api/v1/sources", headers=admin).status_code == 200

@@ -47,6 +47,12 @@ def parse_location(location: str) -> Location:
     text = location.strip()
     if not text:
         raise InvalidInput("a source location is required")
+    if "\x00" in text:
+        raise InvalidInput("a source location cannot hold a NUL character")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: no path, URL or catalog row can carry it
+        raise InvalidInput("a source location must be valid Unicode text") from None
     scheme = "file" if text.startswith("/") else urlsplit(text).scheme
     kind = registry.for_scheme(scheme) if scheme else None
     if kind is None and scheme and (missing := registry.unavailable(scheme)):

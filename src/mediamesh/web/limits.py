@@ -15,6 +15,8 @@ The server itself caps its connections (``uvicorn --limit-concurrency``, see cli
 
 from __future__ import annotations
 
+import json
+import re
 from collections import Counter
 
 from starlette.requests import Request
@@ -82,6 +84,24 @@ def _json_by_default(scope: Scope, body: bytes) -> Scope:
     return {**scope, "headers": [*kept, (b"content-type", b"application/json")]}
 
 
+#: A JSON escape of a surrogate (``\\udcff``): text no path, catalog row or answer can carry alone.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def _lone_surrogate(body: bytes) -> bool:
+    """The JSON body holds a string with half a UTF-16 pair (checked only when it has such an escape:
+    a body with a lone surrogate in a list was stored, and then every answer that showed it failed)."""
+    if not _SURROGATE_ESCAPE.search(body):
+        return False
+    try:
+        json.dumps(json.loads(body), ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    except ValueError:
+        return False  # not JSON: the route says what is wrong
+    return False
+
+
 class RequestLimits:
     def __init__(self, app: ASGIApp, max_body: int = MAX_BODY, streams: int = STREAMS_PER_CLIENT) -> None:
         self.app = app
@@ -106,6 +126,12 @@ class RequestLimits:
                 return
             receive = _replay(body, receive)
             if path.startswith("/api/"):
+                if _lone_surrogate(body):
+                    message = (
+                        "the request holds text that is not valid Unicode (half of a UTF-16 surrogate pair)"
+                    )
+                    await error_response(422, "invalid_input", message)(scope, receive, send)
+                    return
                 scope = _json_by_default(scope, body)
         content = path.endswith("/content") and path.startswith("/api/")
         if content or path == EVENTS or (dav and scope["method"] in ("GET", "HEAD")):
