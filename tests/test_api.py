@@ -361,15 +361,16 @@ def test_text_no_path_or_row_can_carry_is_refused_before_anything_is_stored(
     assert nul.status_code == 422 and "NUL" in nul.json()["error"]["message"]
     library = tmp_path / "lib"
     library.mkdir()
+    where = json.dumps(str(library))
     for body in (
-        '{"name": "n", "location": "%s", "include": ["\\udcff*"]}' % library,
-        '{"name": "n\\ud800", "location": "%s"}' % library,
+        '{"name": "n", "location": ' + where + ', "include": ["\\udcff*"]}',
+        '{"name": "n\\ud800", "location": ' + where + "}",
     ):
         refused = app_client.post("/api/v1/sources", content=body, headers=admin)
         assert refused.status_code == 422 and "Unicode" in refused.json()["error"]["message"], refused.text
     assert app_client.get("/api/v1/sources", headers=admin).json()["count"] == 0
     # A whole pair is text like any other (an emoji in a glob).
-    paired = '{"name": "n", "location": "%s", "include": ["\\ud83d\\udcf7*"]}' % library
+    paired = '{"name": "n", "location": ' + where + ', "include": ["\\ud83d\\udcf7*"]}'
     added = app_client.post("/api/v1/sources", content=paired, headers=admin)
     assert added.status_code == 201 and added.json()["include"] == ["\U0001f4f7*"]
     assert app_client.get("/api/v1/sources", headers=admin).status_code == 200
