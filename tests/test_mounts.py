@@ -40,6 +40,11 @@ def bind(source: Path, target: Path) -> None:
     subprocess.run(["mount", "--bind", str(source), str(target)], check=True)
 
 
+def mounted(path: Path | str) -> bool:
+    """os.path.ismount misses a bind mount from the same device; mountpoint(1) reads mountinfo."""
+    return subprocess.run(["mountpoint", "-q", str(path)], check=False).returncode == 0
+
+
 def unbind(target: Path) -> None:
     subprocess.run(["umount", "-l", str(target)], check=False, capture_output=True)
 
@@ -138,6 +143,23 @@ def test_a_plain_folder_in_the_mounts_dir_can_be_declared_so(mctx: Context, layo
     # ...and turned into one that must be mounted: offline until the host mounts it.
     changed = source_svc.update_source(mctx, "video", expect_mount=True, force=True)
     assert changed["health"]["status"] == "offline" and "not mounted" in changed["health"]["error"]
+
+
+def test_another_file_system_mounted_in_its_place_is_degraded_not_scanned(
+    mctx: Context, layout: dict[str, Path]
+) -> None:
+    target = layout["target"]
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(target)], check=True)
+    write(target / "a.jpg", 100)
+    source_svc.add_source(mctx, "video", str(target))
+    run_scan(mctx, "video")
+    unbind(target)
+    bind(layout["nas"], target)  # mounted, but not the file system that was registered
+    probe_round(mctx)
+    shown = health(mctx, "video")
+    assert shown["status"] == "degraded" and "filesystem differs" in str(shown["error"])
+    assert run_scan(mctx, "video")["status"] == "failed"
+    assert rows(mctx)["a.jpg"].state == "present"
 
 
 def test_a_folder_below_a_mount_knows_when_the_mount_above_is_gone(tmp_path: Path, mctx: Context) -> None:
@@ -243,7 +265,7 @@ def test_a_kernel_mount_is_read_only_safe_and_keeps_the_password_off_the_command
 
     source_svc.remove_source(actx, "video")
     assert kernel.calls[-1] == ["umount", "-l", target]
-    assert not os.path.ismount(target)
+    assert not mounted(target)
 
 
 def test_nfs_mounts_get_soft_short_time_outs() -> None:
@@ -299,6 +321,21 @@ def test_a_stale_mount_is_detached_and_mounted_again(
     assert kernel.commands()[:3] == ["stat", "umount", "mount"]
     assert kernel.credentials[-1][0] == "username=media\npassword=pw\n"  # the stored password, unsealed
     assert mount_state(actx, "video")["kernel_mount"]["state"] == "mounted"  # type: ignore[index]
+
+
+def test_unmounting_the_source_detaches_its_kernel_mount_once_and_mounting_it_mounts_again(
+    actx: Context, kernel: FakeKernel, layout: dict[str, Path]
+) -> None:
+    source_svc.add_source(actx, "video", "smb://media@127.0.0.1/video", password="pw", kernel_mount=True)
+    source_svc.set_mounted(actx, "video", False)
+    kernel.calls.clear()
+    probe_round(actx)
+    probe_round(actx)
+    assert kernel.commands() == ["umount"] and not mounted(layout["target"])
+    assert mount_state(actx, "video")["kernel_mount"]["state"] == "unmounted"  # type: ignore[index]
+    shown = source_svc.set_mounted(actx, "video", True)
+    assert shown["health"]["status"] == "online" and mounted(layout["target"])
+    assert kernel.commands()[-1] == "mount"
 
 
 def test_mounts_are_restored_at_start_and_a_failure_never_blocks_it(

@@ -209,10 +209,11 @@ def test_unmounted_share_is_detected_even_when_the_folder_is_not_empty(ctx: Cont
     write(mount_point / "stray.mp4", 10)  # something wrote into the bare mount point meanwhile
     summary = scan(ctx, "nas")
     assert summary["status"] == "failed"
-    assert "different filesystem" in summary["error"] and "mounted" in summary["error"]
+    assert f"not mounted: nothing is mounted at {mount_point}" in summary["error"]
     assert rows(ctx)["film.mp4"].state == "present"
     assert "stray.mp4" not in rows(ctx)
-    assert source_svc.check_source(ctx, "nas")["health"]["status"] == "degraded"
+    health = source_svc.check_source(ctx, "nas")["health"]
+    assert health["status"] == "offline" and health["error"].startswith("not mounted")
 
 
 def test_mass_disappearance_is_held_back_until_confirmed(ctx: Context, library: Path) -> None:

@@ -84,8 +84,8 @@ class SourceManager:
         for row in rows:
             if not row.enabled:  # unmounted since the last round: nothing of it stays connected
                 self.ctx.connections.reset(row.id)
-                if self.ctx.kernel_mounts.public(row.name):
-                    self.ctx.kernel_mounts.unmount(row.name, row.location)
+                if (self.ctx.kernel_mounts.public(row.name) or {}).get("state") == "mounted":
+                    self.ctx.kernel_mounts.unmount(row.name, row.location, forget=False)
         futures = [self._pool.submit(self._probe, row) for row in rows if row.enabled]
         for future in futures:
             future.result()

@@ -611,6 +611,8 @@ def check_source(ctx: Context, id_or_name: str) -> dict[str, Any]:
     """Probe a source now and record its health."""
     with ctx.catalog.read() as conn:
         row = find_source(conn, id_or_name)
+    if row.enabled:
+        keep_kernel_mount(ctx, row)  # a kernel-mounted source: mounted (again) first
     # A new connection, as Test connection makes: what a session made before would say is not the
     # question (a hung NAS holds it for the full request timeout, twice).
     probe = probe_location(ctx, row.kind, row.location, secret_of(ctx, row))
