@@ -47,7 +47,7 @@ pytest: $(TEST_STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 ## Build the container image with podman (no daemon, no registry: a debootstrap base) and smoke-test it
-## by starting its root file system with chroot. Needs root and the network to Debian and PyPI; ~5 min.
+## by starting its root file system with chroot. Needs root and the network to Debian and PyPI; ~2 min.
 test-image: $(TEST_STAMP)
 	scripts/image.sh all
 
