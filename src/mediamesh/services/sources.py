@@ -305,9 +305,10 @@ def add_source(
     expected = _expected_mount(ctx, loc.kind, loc.display, expect_mount)
     probe = _unless_unmounted(probe, expected)
     if not probe.reachable and not force:
-        raise LocationUnreachable(
-            f"cannot register {name!r}: {probe.error} (use --force to register it anyway)"
-        )
+        hint = "use --force to register it anyway"
+        if expected and (probe.error or "").startswith("not mounted"):
+            hint += "; a plain folder, not a share: --no-expect-mount (expect_mount: false)"
+        raise LocationUnreachable(f"cannot register {name!r}: {probe.error} ({hint})")
     if probe.reachable:
         loc = Location(loc.kind, kind_of(loc.kind).pin(loc.display, probe.identity))
     now = now_utc()
