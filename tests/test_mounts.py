@@ -118,7 +118,7 @@ def test_a_folder_in_the_mounts_dir_must_be_mounted_to_be_added(
     mctx: Context, layout: dict[str, Path]
 ) -> None:
     target = layout["target"]
-    with pytest.raises(LocationUnreachable, match="not mounted.*--no-expect-mount"):
+    with pytest.raises(LocationUnreachable, match=r"not mounted.*--no-expect-mount"):
         source_svc.add_source(mctx, "video", str(target))
     tested = source_svc.test_location(mctx, str(target))  # the form's Test connection says so too
     assert not tested["reachable"] and tested["error"].startswith("not mounted")
