@@ -13,6 +13,11 @@ from mediamesh.services import sources as svc
 from mediamesh.web.deps import Ctx
 from mediamesh.web.security import Read, Write
 
+WATCH_HELP = (
+    "How the server learns of changes: auto (notifications where the source has them, else polling), "
+    "notify, poll or off; on means auto."
+)
+
 router = APIRouter(prefix="/api/v1/sources", tags=["sources"], responses=AUTHENTICATED)
 mounts_router = APIRouter(prefix="/api/v1/mounts", tags=["sources"], responses=AUTHENTICATED)
 
@@ -58,12 +63,7 @@ class SourceCreate(_Where):
         None, max_length=200, description="Scan on a schedule: an interval (6h, 1d) or cron (0 3 * * *)."
     )
     priority: int = Field(0, ge=-1000, le=1000, description="Content is served from higher first.")
-    watch: str | None = Field(
-        None,
-        max_length=16,
-        description="How the server learns of changes: auto (notifications where the source has them, "
-        "else polling), notify, poll or off; on means auto.",
-    )
+    watch: str | None = Field(None, max_length=16, description=WATCH_HELP)
     expect_mount: bool | None = Field(
         None,
         description="A local folder that must be a mount point (a share the host mounts): while nothing "
@@ -88,12 +88,7 @@ class SourceUpdate(_Where):
     force: bool = False
     schedule: str | None = Field(None, max_length=200, description='"" or "off" removes the schedule.')
     priority: int | None = Field(None, ge=-1000, le=1000)
-    watch: str | None = Field(
-        None,
-        max_length=16,
-        description="How the server learns of changes: auto (notifications where the source has them, "
-        "else polling), notify, poll or off; on means auto.",
-    )
+    watch: str | None = Field(None, max_length=16, description=WATCH_HELP)
     expect_mount: bool | None = Field(
         None, description="The folder must be a mount point (true), or is a plain folder (false)."
     )
