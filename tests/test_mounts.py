@@ -252,7 +252,7 @@ def test_a_kernel_mount_is_read_only_safe_and_keeps_the_password_off_the_command
     assert added["kind"] == "local" and added["location"] == target
     assert added["kernel_mount"] == "smb://media@127.0.0.1/video"
     mount = next(c for c in kernel.calls if c[0] == "mount")
-    assert mount[:3] == ["mount", "-t", "cifs"] and mount[-2:] == ["//127.0.0.1/video", target]
+    assert mount[:3] == ["mount", "-t", "cifs"] and mount[-3:] == ["--", "//127.0.0.1/video", target]
     options = mount[4].split(",")
     for wanted in ("ro", "nosuid", "nodev", "noexec", "soft", "echo_interval=5"):
         assert wanted in options
@@ -263,6 +263,10 @@ def test_a_kernel_mount_is_read_only_safe_and_keeps_the_password_off_the_command
     assert run_scan(actx, "video")["files_seen"] == 4
     assert mount_state(actx, "video")["kernel_mount"]["state"] == "mounted"  # type: ignore[index]
 
+    elsewhere = layout["parent"] / "elsewhere"
+    elsewhere.mkdir()
+    with pytest.raises(InvalidInput, match="remove it and add"):  # its share would be mounted there
+        source_svc.update_source(actx, "video", location=str(elsewhere))
     source_svc.remove_source(actx, "video")
     assert kernel.calls[-1] == ["umount", "-l", target]
     assert not mounted(target)
@@ -282,7 +286,16 @@ def test_nfs_mounts_get_soft_short_time_outs() -> None:
         "vers=4.0",
         "port=2049",
     } <= set(spec.options)
-    for bad in ("sftp://h/x", "smb://h/", "smb://h/a,b", "nfs://h/x/../y", "nfs://h/x?version=2"):
+    bad_ones = (
+        "sftp://h/x",
+        "smb://h/",
+        "smb://h/a,b",
+        "nfs://h/x/../y",
+        "nfs://h/x?version=2",
+        "nfs://-orw/x",  # a "host" mount(8) would read as an option
+        "smb://a%0Apassword=x@h/s",  # a user that writes a line of its own into the credentials file
+    )
+    for bad in bad_ones:
         with pytest.raises(ValueError):
             spec_for(bad, "/mnt/sources/m")
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import subprocess
 import tempfile
 import threading
@@ -87,28 +88,31 @@ class MountSpec:
     user: str | None = None
 
 
-def spec_for(url: str, target: str, uid: int | None = None, gid: int | None = None) -> MountSpec:
+#: A host name or an IPv4/IPv6 address: never a leading '-' (mount(8) would read an option).
+_HOST = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*|[0-9A-Fa-f:.]+")
+
+
+def spec_for(url: str, target: str) -> MountSpec:
     """The kernel mount of an ``smb://`` or ``nfs://`` location at ``target``; ValueError with a user's
     message for anything else."""
     parts = urlsplit(url)
     host = parts.hostname
     if parts.scheme not in ("smb", "nfs") or not host:
         raise ValueError(f"the kernel can mount smb:// and nfs:// locations, not {url!r}")
+    if not _HOST.fullmatch(host):
+        raise ValueError(f"{host!r} is not a host name or address")
     path = unquote(parts.path).rstrip("/")
+    user = unquote(parts.username) if parts.username else None
     if not path.strip("/"):
         raise ValueError(f"{url!r} names no share or export")
-    if any(c in path + host for c in ",\n\0") or ".." in path.split("/"):
+    # A comma would end a mount option, a line break a line of the credentials file.
+    if any(c in path + (user or "") for c in ",\n\r\0") or ".." in path.split("/"):
         raise ValueError(f"{url!r} holds characters a mount option cannot carry")
     shown_host = f"[{host}]" if ":" in host else host
-    owner = tuple(f"{k}={v}" for k, v in (("uid", uid), ("gid", gid)) if v is not None)
     if parts.scheme == "smb":
         port = (f"port={parts.port}",) if parts.port else ()
         return MountSpec(
-            "cifs",
-            f"//{shown_host}{path}",
-            target,
-            (*COMMON_OPTIONS, *CIFS_OPTIONS, *owner, *port),
-            unquote(parts.username) if parts.username else None,
+            "cifs", f"//{shown_host}{path}", target, (*COMMON_OPTIONS, *CIFS_OPTIONS, *port), user
         )
     query = dict(p.split("=", 1) for p in parts.query.split("&") if "=" in p)
     version = query.get("version", "4.1")
@@ -180,7 +184,7 @@ class KernelMounts:
             if spec.fs == "cifs":
                 cred_path = self._credentials(spec.user, (secret or {}).get("password"))
                 options.append(f"credentials={cred_path}" if cred_path else "guest")
-            argv = ["mount", "-t", spec.fs, "-o", ",".join(options), spec.device, target]
+            argv = ["mount", "-t", spec.fs, "-o", ",".join(options), "--", spec.device, target]
             result = self.runner.run(argv, self.timeout)
         except MountTimeout as exc:
             return self._record(state, "failed", f"mount: {exc}")

@@ -662,6 +662,12 @@ def update_source(
         options["expect_mount"] = expect_mount
     values["options"] = options
     kind, display = row.kind, row.location
+    if location is not None and options.get("kernel_mount") and location != row.location:
+        # Its folder is the one mediamesh mounts at; elsewhere, its share would be mounted over anything.
+        raise InvalidInput(
+            f"{row.name!r} is a folder mediamesh mounts {options['kernel_mount']} at: remove it and add "
+            "the new location instead"
+        )
     if location is not None:
         loc, _ = _new_location(ctx, location, password, private_key)
         if loc.kind != row.kind:
