@@ -259,7 +259,13 @@ def test_webhooks_deliver_signed_events_in_order(server: LiveServer, receiver: R
             assert headers["x-mediamesh-event"] == "project.created"
             assert headers["content-type"] == "application/json"
 
-        log = client.get("/api/v1/webhooks/home/deliveries").json()["data"]
+        # The receiver has the third request before the sender has written down its answer.
+        def deliveries() -> list[dict[str, Any]]:
+            data: list[dict[str, Any]] = client.get("/api/v1/webhooks/home/deliveries").json()["data"]
+            return data
+
+        wait_for(lambda: len(deliveries()) >= 3)
+        log = deliveries()
         assert [d["outcome"] for d in log] == ["delivered"] * 3
         assert all(d["http_status"] == 204 for d in log)
 
