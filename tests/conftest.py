@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
 from mediamesh.catalog import Catalog
@@ -80,8 +80,10 @@ def pg_url() -> Iterator[str]:
 def _truncate_pg(url: str) -> None:
     engine = create_engine(url)
     with engine.begin() as conn:
-        names = ", ".join(t.name for t in metadata.sorted_tables)
-        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        names = [t.name for t in metadata.sorted_tables]
+        if inspect(conn).has_table("procrastinate_jobs"):  # the task engine's queue (scale-out mode)
+            names += ["procrastinate_jobs", "procrastinate_workers", "procrastinate_periodic_defers"]
+        conn.execute(text(f"TRUNCATE {', '.join(names)} RESTART IDENTITY CASCADE"))
     engine.dispose()
 
 

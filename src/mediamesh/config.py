@@ -133,6 +133,21 @@ class Settings(BaseSettings):
         "option A). off: never mounts anything.",
     )
     commit_batch: int = Field(5000, ge=1, description="Catalog rows written per transaction during a scan.")
+    task_engine: str = Field(
+        "auto",
+        pattern="^(auto|embedded|procrastinate)$",
+        description="Who runs jobs. embedded: the server's own threads (SQLite's only choice). "
+        "procrastinate: the procrastinate task engine over the PostgreSQL catalog, so that "
+        "`mediamesh worker` processes can share the work (docs/scale-out.md). auto: procrastinate on "
+        "PostgreSQL, embedded on SQLite.",
+    )
+    job_lease_seconds: float = Field(
+        60.0,
+        ge=3,
+        le=3600,
+        description="A running job whose process stops renewing it for this long is taken over by another "
+        "runner (a worker killed mid-scan); workers also send heartbeats this often divided by six.",
+    )
 
     @field_validator("public_url")
     @classmethod
@@ -175,6 +190,14 @@ class Settings(BaseSettings):
                 raise ValueError(f"TLS file {path} does not exist or is not a file")
         return self
 
+    @model_validator(mode="after")
+    def _engine_needs_postgres(self) -> Settings:
+        if self.task_engine == "procrastinate" and not self.resolved_database_url.startswith("postgresql"):
+            raise ValueError(
+                "MEDIAMESH_TASK_ENGINE=procrastinate needs a PostgreSQL catalog (MEDIAMESH_DATABASE_URL)"
+            )
+        return self
+
     @property
     def local_root_paths(self) -> list[Path]:
         if self.local_roots.strip():
@@ -195,6 +218,11 @@ class Settings(BaseSettings):
         machine = socket.gethostname().lower()
         own = {"localhost", machine, machine.split(".")[0], f"{machine.split('.')[0]}.local"}
         return sorted(own | set(given))
+
+    @property
+    def uses_task_engine(self) -> bool:
+        """Jobs go through procrastinate (PostgreSQL catalog, unless told to stay embedded)."""
+        return self.resolved_database_url.startswith("postgresql") and self.task_engine != "embedded"
 
     @property
     def resolved_database_url(self) -> str:

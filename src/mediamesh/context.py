@@ -35,11 +35,15 @@ class Context:
     caches: QueryCaches = field(init=False)
     #: Shares this process mounted with the kernel's client (MEDIAMESH_MOUNT_SHARES, option A).
     kernel_mounts: KernelMounts = field(init=False)
+    #: This process is the scan worker of this name (``mediamesh worker --name``): a source that maps a
+    #: path for it (``worker_paths``) is read there, as a local folder, at disk speed.
+    worker_name: str | None = None
 
     def __post_init__(self) -> None:
         make_data_dir(self.settings.data_dir)
         self.catalog = Catalog(self.settings.resolved_database_url)
         self.catalog.migrate()
+        self.catalog.dispatch = self.settings.uses_task_engine
         self.local_roots = local_roots_of(self.settings)
         self.signer = Signer.from_settings(self.settings)
         self.connections = Connections(self._backend_of)
@@ -53,11 +57,23 @@ class Context:
         return SecretBox.from_settings(self.settings).open(row.secret) if row.secret else None
 
     def _backend_of(self, row: Any) -> Backend:
+        path = mapped_path(row, self.worker_name)
+        if path is not None:  # the share as this worker sees it: only that folder may be read
+            roots = LocalRoots(allowed=(os.path.realpath(path),), protected=self.local_roots.protected)
+            return open_backend("local", path, None, roots)
         return open_backend(row.kind, row.location, self.secret_of(row), self.local_roots)
 
     def close(self) -> None:
         self.connections.close()
         self.catalog.close()
+
+
+def mapped_path(row: Any, worker_name: str | None) -> str | None:
+    """Where the worker ``worker_name`` reads this source as a local folder, if the source says so."""
+    if worker_name is None:
+        return None
+    found = ((row.options or {}).get("worker_paths") or {}).get(worker_name)
+    return str(found) if found else None
 
 
 def make_data_dir(path: Path) -> None:
@@ -79,5 +95,5 @@ def local_roots_of(settings: Settings) -> LocalRoots:
     )
 
 
-def create_context(settings: Settings | None = None) -> Context:
-    return Context(settings or Settings())
+def create_context(settings: Settings | None = None, worker_name: str | None = None) -> Context:
+    return Context(settings or Settings(), worker_name=worker_name)

@@ -3,6 +3,7 @@ schedule, and the ASGI app that puts the API (``api/``) and the web UI (``ui/``)
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -19,14 +20,14 @@ from mediamesh.config import Settings
 from mediamesh.context import Context, create_context
 from mediamesh.dav import routes as dav
 from mediamesh.services.discovery import Discovery
+from mediamesh.services.duties import LeaderDuties
+from mediamesh.services.engine import EngineWorker, server_queues
 from mediamesh.services.events import EventHub
 from mediamesh.services.jobs import JobRunner, Lane
-from mediamesh.services.lifecycle import SourceManager, recover_abandoned
+from mediamesh.services.leader import Leadership
+from mediamesh.services.lifecycle import recover_abandoned
 from mediamesh.services.scan_runner import ScanQueue
 from mediamesh.services.scans import HANDLERS
-from mediamesh.services.scheduler import Scheduler
-from mediamesh.services.watch import WatchManager
-from mediamesh.services.webhooks import WebhookSender
 from mediamesh.ui import pages as ui_pages
 from mediamesh.web import errors
 from mediamesh.web.deps import no_unknown_query, run_query
@@ -35,42 +36,53 @@ from mediamesh.web.security import AllowlistMiddleware, FailedLogins, Read, Toke
 
 
 def job_runner(ctx: Context) -> JobRunner:
-    """Scans on ``max_scans`` threads; enrichment on one of its own, so that it never holds back a scan."""
+    """Embedded mode: scans on ``max_scans`` threads; enrichment on one of its own, so that it never holds
+    back a scan. Scale-out mode: no threads of its own; the task engine hands jobs over (EngineWorker)."""
+    if ctx.settings.uses_task_engine:
+        return JobRunner(ctx, HANDLERS, [], kinds=sorted(HANDLERS), name=socket.gethostname(), role="server")
     lanes = [Lane("scan", ("scan",), ctx.settings.max_scans), Lane("enrich", ("extract",), 1)]
     return JobRunner(ctx, HANDLERS, lanes)
 
 
 def create_app(settings: Settings) -> FastAPI:
     ctx = create_context(settings)  # opens and migrates the catalog before the first request
-    manager = SourceManager(ctx, settings.health_interval)
     runner = job_runner(ctx)
+    engine = (
+        EngineWorker(
+            ctx,
+            runner,
+            lambda: server_queues(ctx),
+            concurrency=settings.max_scans + 1,  # + enrichment beside the scans
+            name=f"server@{socket.gethostname()}",
+        )
+        if settings.uses_task_engine
+        else None
+    )
     scans = ScanQueue(ctx, runner)
-    scheduler = Scheduler(ctx, scans)
     hub = EventHub(ctx)
-    sender = WebhookSender(ctx)
-    hub.listeners.append(sender.wake)
-    watches = WatchManager(ctx, wake=runner.wake)
+    sources_file = settings.sources_file or settings.data_dir / "sources.yaml"
+    declared = sources_file if settings.sources_file is not None or sources_file.exists() else None
+    duties = LeaderDuties(ctx, scans, runner, declared)
+    hub.listeners.append(duties.wake_sender)
+    leadership = Leadership(ctx.catalog, duties.make)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         recover_abandoned(ctx)
-        sources_file = settings.sources_file or settings.data_dir / "sources.yaml"
-        declared = sources_file if settings.sources_file is not None or sources_file.exists() else None
-        # In the background: applying sources.yaml and restoring every source; start-up never waits.
-        manager.start(declared)
         runner.start()  # jobs a previous run left (even after kill -9) are taken up again
-        scheduler.start()
+        if engine is not None:
+            engine.start()
         hub.start()
-        sender.start()
-        watches.start()  # live changes: notifications or polls become scans of the folders that changed
+        # The schedule, health probes (and sources.yaml, and restoring every source, in the background:
+        # start-up never waits), webhooks and watches: in one server only, the leader.
+        leadership.start()
         ui_pages.warm_up(ctx)
         yield
-        watches.stop()
-        sender.stop()
+        leadership.stop()
         hub.stop()
-        scheduler.stop()
+        if engine is not None:
+            engine.stop()
         runner.stop()  # running jobs are cancelled and given back to the queue: resumed at the next start
-        manager.stop()
         ctx.close()
 
     app = FastAPI(
@@ -88,10 +100,11 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.token_cache = TokenCache()
     app.state.scans = scans
     app.state.jobs = runner
-    app.state.scheduler = scheduler
+    app.state.engine = engine
+    app.state.leadership = leadership
+    app.state.duties = duties
     app.state.discovery = Discovery(ctx)
     app.state.events = hub
-    app.state.watches = watches
     metrics = Metrics(ctx, scans)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(RequestLimits)  # bodies, authentication before them, streams per client
@@ -103,6 +116,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(catalog.router)
     app.include_router(projects.router)
     app.include_router(jobs.router)
+    app.include_router(jobs.workers_router)
     app.include_router(discovery.router)
     app.include_router(events.router)
     app.include_router(webhooks.router)

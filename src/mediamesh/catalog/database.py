@@ -18,7 +18,7 @@ from mediamesh.privatefs import create_private
 MIGRATIONS = Path(__file__).parent / "migrations"
 #: The newest revision in migrations/versions (a test checks they agree). Comparing it with the catalog's
 #: saves importing Alembic on every CLI start when there is nothing to migrate.
-HEAD_REVISION = "0013"
+HEAD_REVISION = "0014"
 
 _SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
@@ -30,6 +30,11 @@ _SQLITE_PRAGMAS = (
     "PRAGMA wal_autocheckpoint=10000",
 )
 
+
+#: The advisory lock (PostgreSQL) that one migrating process holds; any fixed number of our own.
+MIGRATION_LOCK = 0x6D6D_0001
+#: The advisory lock the leader holds (services/leader.py): one scheduler and monitor for all processes.
+LEADER_LOCK = 0x6D6D_0002
 
 _BUMP = text("UPDATE catalog_state SET value = value + 1 WHERE key = 'generation'")
 _READ = text("SELECT value FROM catalog_state WHERE key = 'generation'")
@@ -50,6 +55,8 @@ class Catalog:
         self._shared: tuple[float, int] = (0.0, 0)  # (read at, value)
         self._shared_lock = threading.Lock()
         self.engine = self._create_engine()
+        #: Jobs that become due are handed to the task engine too (scale-out mode; catalog/engine.py).
+        self.dispatch = False
 
     def _create_engine(self) -> Engine:
         if not self.is_sqlite:
@@ -123,20 +130,33 @@ class Catalog:
         return (self._local_generation, value)
 
     def migrate(self) -> None:
-        """Bring the schema to the newest revision (cheap when it is already there)."""
-        if self.current_revision() == HEAD_REVISION:
+        """Bring the schema to the newest revision (cheap when it is already there). On PostgreSQL, under
+        an advisory lock: of several processes starting at once (a server and its workers), the first
+        migrates and the others wait, then find nothing left to do. It also installs the task engine's
+        tables there (catalog/engine.py)."""
+        if self.current_revision() == HEAD_REVISION and (self.is_sqlite or self._engine_installed()):
             return
         from alembic import command
         from alembic.config import Config
 
+        from mediamesh.catalog import engine as task_engine
+
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS))
         with self._write_lock, self.engine.begin() as conn:
+            if not self.is_sqlite:
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
             cfg.attributes["connection"] = conn
             try:
                 command.upgrade(cfg, "head")
+                if not self.is_sqlite:
+                    task_engine.install(conn)
             except Exception as exc:  # pragma: no cover - reported with its cause
                 raise ConfigurationError(f"could not migrate the catalog at {self.url!r}: {exc}") from exc
+
+    def _engine_installed(self) -> bool:
+        with self.engine.connect() as conn:
+            return inspect(conn).has_table("procrastinate_jobs")
 
     def current_revision(self) -> str | None:
         with self.engine.connect() as conn:

@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, delete, exists, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from mediamesh.catalog import engine as task_engine
 from mediamesh.catalog.database import Catalog
 from mediamesh.catalog.processes import process_state
 from mediamesh.catalog.schema import jobs, sources, workers
@@ -129,7 +130,30 @@ def enqueue(
             return int(found.id)
         pk = result.inserted_primary_key
         assert pk is not None
+        if catalog.dispatch:
+            task_engine.defer(conn, int(pk[0]), source_id, priority, now + (delay or timedelta(0)))
         return int(pk[0])
+
+
+def dispatch(catalog: Catalog, job_id: int, at: datetime | None = None) -> None:
+    """Hand a queued job to the task engine again (its task found it not due yet: a backoff, or another
+    job of its key running). Nothing to do in the embedded mode, whose runner polls the table."""
+    if not catalog.dispatch:
+        return
+    with catalog.write(bump=False) as conn:
+        row = conn.execute(
+            select(jobs.c.source_id, jobs.c.priority).where(jobs.c.id == job_id, jobs.c.state.in_(ACTIVE))
+        ).first()
+        if row is not None:
+            task_engine.defer(conn, job_id, row.source_id, row.priority, at)
+
+
+def dispatch_orphans(catalog: Catalog) -> int:
+    """Jobs the task engine does not know of (see catalog/engine.py), handed to it; returns how many."""
+    if not catalog.dispatch:
+        return 0
+    with catalog.write(bump=False) as conn:
+        return task_engine.dispatch_orphans(conn)
 
 
 def _merge_into(
@@ -211,6 +235,29 @@ def claim(
         )
 
 
+#: A queued job whose key is busy is looked at again at the latest after this (the running one may end
+#: long before its lease would).
+BUSY_RECHECK = timedelta(seconds=15)
+
+
+def queued_until(conn: Connection, job_id: int) -> datetime | None:
+    """For a queued job: when it can run (its backoff, or the end of the lease of the job of its key that
+    runs, at most BUSY_RECHECK away); None when it is not queued."""
+    row = conn.execute(select(jobs.c.state, jobs.c.key, jobs.c.run_after).where(jobs.c.id == job_id)).first()
+    if row is None or row.state != "queued":
+        return None
+    due = aware(row.run_after) or now_utc()
+    if row.key is not None:
+        busy = conn.execute(
+            select(func.max(jobs.c.lease_expires_at)).where(
+                jobs.c.key == row.key, jobs.c.state == "running", jobs.c.id != job_id
+            )
+        ).scalar()
+        if busy is not None:
+            due = max(due, min(aware(busy) or due, now_utc() + BUSY_RECHECK))
+    return due
+
+
 def _release_dead_runners(conn: Connection, now: datetime) -> None:
     """Running jobs of a runner on this host whose process is gone (kill -9, a crash): due at once."""
     for row in conn.execute(select(jobs.c.id, jobs.c.lease_owner).where(jobs.c.state == "running")).all():
@@ -246,6 +293,8 @@ def finish(
 ) -> None:
     """End a job this runner holds (completed, failed or cancelled)."""
     with catalog.write(bump=False) as conn:  # no cached query reads jobs
+        if catalog.dispatch:  # the job of the same key that waited for this one may run now
+            _dispatch_next_of_key(conn, job_id)
         conn.execute(
             update(jobs)
             .where(jobs.c.id == job_id, jobs.c.lease_owner == owner)
@@ -258,6 +307,19 @@ def finish(
                 lease_expires_at=None,
             )
         )
+
+
+def _dispatch_next_of_key(conn: Connection, job_id: int) -> None:
+    key = conn.execute(select(jobs.c.key).where(jobs.c.id == job_id)).scalar()
+    if key is None:
+        return
+    waiting = conn.execute(
+        select(jobs.c.id, jobs.c.source_id, jobs.c.priority, jobs.c.run_after).where(
+            jobs.c.key == key, jobs.c.state == "queued"
+        )
+    ).first()
+    if waiting is not None:
+        task_engine.defer(conn, waiting.id, waiting.source_id, waiting.priority, waiting.run_after)
 
 
 def retry_later(
@@ -296,7 +358,7 @@ def release(
                     .values(state="cancelled", finished_at=now, lease_owner=None, error="superseded")
                 )
                 return
-        conn.execute(
+        released = conn.execute(
             update(jobs)
             .where(jobs.c.id == job_id, jobs.c.lease_owner == owner)
             .values(
@@ -307,7 +369,10 @@ def release(
                 error=error,
                 attempts=jobs.c.attempts if count_attempt else jobs.c.attempts - 1,
             )
-        )
+        ).rowcount
+        if released and catalog.dispatch:
+            back = conn.execute(select(jobs.c.source_id, jobs.c.priority).where(jobs.c.id == job_id)).one()
+            task_engine.defer(conn, job_id, back.source_id, back.priority, now + (delay or timedelta(0)))
 
 
 def request_cancel(catalog: Catalog, job_id: int) -> str | None:
@@ -408,9 +473,18 @@ def prune_finished(catalog: Catalog, keep: timedelta = timedelta(days=7)) -> int
 
 
 # -- runners ---------------------------------------------------------------------------------------------
-def beat_worker(catalog: Catalog, owner: str, kinds: list[str]) -> None:
-    """Record that a runner is alive (the CLI leaves enrichment to a live server); forget runners silent
-    for a day (a kill -9 leaves its row)."""
+def beat_worker(
+    catalog: Catalog,
+    owner: str,
+    kinds: list[str],
+    *,
+    name: str | None = None,
+    role: str = "server",
+    source_ids: list[int] | None = None,
+) -> None:
+    """Record that a runner is alive (the CLI leaves enrichment to a live server; the server leaves the
+    sources a worker serves to it); forget runners silent for a day (a kill -9 leaves its row).
+    ``source_ids``: the sources it serves, None for every one."""
     now = now_utc()
     host, _, rest = owner.partition(":")
     with catalog.write(bump=False) as conn:
@@ -425,6 +499,9 @@ def beat_worker(catalog: Catalog, owner: str, kinds: list[str]) -> None:
                     kinds=kinds,
                     started_at=now,
                     heartbeat_at=now,
+                    name=name or host,
+                    role=role,
+                    sources=source_ids,
                 )
             )
 
@@ -434,15 +511,49 @@ def forget_worker(catalog: Catalog, owner: str) -> None:
         conn.execute(delete(workers).where(workers.c.id == owner))
 
 
-def live_workers(conn: Connection, kind: str) -> list[dict[str, Any]]:
-    """Runners whose heartbeat is recent and who do ``kind``."""
+def _fresh(row: Any, now: datetime) -> bool:
+    beat = aware(row.heartbeat_at)
+    return beat is not None and now - beat < LEASE and owner_alive(row.id) is not False
+
+
+def live_workers(conn: Connection, kind: str | None = None) -> list[dict[str, Any]]:
+    """Runners whose heartbeat is recent (and who do ``kind``, when given), with the jobs they hold."""
     now = now_utc()
+    held: dict[str, list[dict[str, Any]]] = {}
+    running = select(jobs.c.id, jobs.c.kind, jobs.c.source_id, jobs.c.lease_owner, jobs.c.progress).where(
+        jobs.c.state == "running"
+    )
+    for job in conn.execute(running):
+        held.setdefault(job.lease_owner or "", []).append(
+            {"id": job.id, "kind": job.kind, "source_id": job.source_id, "progress": job.progress or {}}
+        )
     out = []
-    for row in conn.execute(select(workers)):
-        beat = aware(row.heartbeat_at)
-        fresh = beat is not None and now - beat < LEASE
-        if fresh and kind in (row.kinds or []) and owner_alive(row.id) is not False:
-            out.append(
-                {"id": row.id, "host": row.host, "pid": row.pid, "heartbeat_at": iso(row.heartbeat_at)}
-            )
+    for row in conn.execute(select(workers).order_by(workers.c.started_at)):
+        if not _fresh(row, now) or (kind is not None and kind not in (row.kinds or [])):
+            continue
+        out.append(
+            {
+                "id": row.id,
+                "name": row.name or row.host,
+                "role": row.role or "server",
+                "host": row.host,
+                "pid": row.pid,
+                "kinds": list(row.kinds or []),
+                "sources": None if row.sources is None else [int(s) for s in row.sources],
+                "started_at": iso(row.started_at),
+                "heartbeat_at": iso(row.heartbeat_at),
+                "jobs": held.get(row.id, []),
+            }
+        )
     return out
+
+
+def served_sources(conn: Connection) -> dict[int, list[str]]:
+    """Sources that live scan workers (``mediamesh worker --source``) serve, with those workers' names:
+    the server leaves their jobs to them."""
+    served: dict[int, list[str]] = {}
+    for worker in live_workers(conn):
+        if worker["role"] == "worker" and worker["sources"] is not None:
+            for source_id in worker["sources"]:
+                served.setdefault(source_id, []).append(worker["name"])
+    return served

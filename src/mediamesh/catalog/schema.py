@@ -294,6 +294,9 @@ workers = Table(
     Column("kinds", JSON, nullable=False, default=list),
     Column("started_at", DateTime(timezone=True), nullable=False),
     Column("heartbeat_at", DateTime(timezone=True), nullable=False),
+    Column("name", String(200), nullable=True),
+    Column("role", String(16), nullable=False, default="server", server_default="server"),
+    Column("sources", JSON, nullable=True),  # source ids served; NULL: every source
 )
 
 #: Shared counters; ``generation`` advances with every write transaction of any process, so caches of

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from mediamesh import __version__
-from mediamesh.cli import discover, jobs, media, project, scan, serve, source, token, webhook
+from mediamesh.cli import discover, jobs, media, project, scan, serve, source, token, webhook, worker
 
 app = typer.Typer(
     rich_markup_mode=None,
@@ -22,12 +22,15 @@ app.add_typer(project.app, name="project")
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(media.files_app, name="files")
 app.add_typer(webhook.app, name="webhook")
+app.add_typer(worker.catalog_app, name="catalog")
 app.command("events")(webhook.events)
 app.command("import")(project.import_)
 app.command("scan")(scan.scan)
 app.command("whereis")(media.whereis)
 app.command("serve")(serve.serve)
 app.command("discover")(discover.discover)
+app.command("worker")(worker.worker)
+app.command("workers")(worker.workers)
 
 
 @app.command("version")

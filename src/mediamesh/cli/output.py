@@ -40,11 +40,11 @@ def emit(data: Any, as_json: bool, render: Callable[[Any], None]) -> None:
 
 
 @contextmanager
-def context() -> Iterator[Context]:
+def context(worker_name: str | None = None) -> Iterator[Context]:
     """Open the catalog for one command; turns user-facing errors into a message and an exit code."""
     ctx: Context | None = None
     try:
-        ctx = create_context(Settings())
+        ctx = create_context(Settings(), worker_name=worker_name)
         yield ctx
     except MediameshError as exc:
         raise fail(exc.message, exit_code_for(exc)) from None

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from mediamesh.cli.output import JsonOption, context, emit, fail, human_size, out
 from mediamesh.cli.scan import render_summary, scan_in_phases
+from mediamesh.errors import InvalidInput
 from mediamesh.services import bootstrap
 from mediamesh.services import sources as svc
 from mediamesh.services.watch import describe_watch
@@ -283,10 +284,16 @@ def update(
         "--expect-mount/--no-expect-mount",
         help="The folder must be a mount point (a share the host mounts), or is a plain folder.",
     ),
+    worker_path: list[str] | None = typer.Option(
+        None,
+        "--worker-path",
+        help="WORKER=PATH: the scan worker of that name reads this source at PATH, a local folder "
+        "(a NAS's /volume1/video); WORKER= removes it. Repeat for more workers.",
+    ),
     as_json: bool = JsonOption,
 ) -> None:
-    """Change a source's location, globs, password, schedule, priority, watch or mount expectation. File
-    records and media ids stay."""
+    """Change a source's location, globs, password, schedule, priority, watch, mount expectation or
+    worker paths. File records and media ids stay."""
     password = _read_password(password_stdin)
     private_key = _read_key(key_file)
     with context() as ctx:
@@ -303,10 +310,23 @@ def update(
             private_key=private_key,
             watch=watch,
             expect_mount=expect_mount,
+            worker_paths=_worker_paths(worker_path),
         )
     emit(data, as_json, _render_one)
     if location is not None and not as_json:
         _say_trusted(location, data)
+
+
+def _worker_paths(given: list[str] | None) -> dict[str, str] | None:
+    if not given:
+        return None
+    out: dict[str, str] = {}
+    for item in given:
+        name, sep, path = item.partition("=")
+        if not sep:
+            raise InvalidInput(f"--worker-path {item!r}: give WORKER=PATH (or WORKER= to remove it)")
+        out[name.strip()] = path
+    return out
 
 
 @app.command("mounts")

@@ -22,8 +22,11 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import select
+
 from mediamesh.catalog import jobs as job_table
 from mediamesh.catalog.jobs import LEASE, Job
+from mediamesh.catalog.times import now_utc
 from mediamesh.context import Context
 from mediamesh.errors import Conflict, MediameshError, NotFound
 
@@ -42,6 +45,8 @@ class JobControl:
     cancel: threading.Event = field(default_factory=threading.Event)
     save: Callable[[int, dict[str, Any]], None] | None = None
     values: dict[str, Any] = field(default_factory=dict)
+    #: Stopped to be given back to the queue (a shutdown, a source a worker took over), not cancelled.
+    give_back: bool = False
     _saved_at: float = 0.0
 
     def progress(self, values: dict[str, Any], force: bool = False) -> None:
@@ -76,13 +81,27 @@ class JobRunner:
         lanes: list[Lane],
         poll: float = 2.0,
         lease_seconds: float | None = None,
+        *,
+        kinds: list[str] | None = None,
+        name: str | None = None,
+        role: str = "server",
+        source_ids: list[int] | None = None,
     ) -> None:
+        """``lanes``: threads that poll the jobs table (the embedded mode). With none, jobs come from the
+        task engine (``run_job_id``) and ``kinds`` says what this runner does."""
         self.ctx = ctx
         self.handlers = handlers
         self.lanes = lanes
         self.poll = poll
-        self.lease = LEASE if lease_seconds is None else timedelta(seconds=lease_seconds)
+        if lease_seconds is None:
+            lease_seconds = ctx.settings.job_lease_seconds
+        self.lease = timedelta(seconds=lease_seconds) if lease_seconds else LEASE
         self.owner = job_table.new_owner()
+        self._kinds = kinds
+        self.name = name
+        self.role = role
+        self.source_ids = source_ids
+        self._serving = False
         self._running: dict[int, JobControl] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -92,10 +111,23 @@ class JobRunner:
 
     @property
     def kinds(self) -> list[str]:
+        if self._kinds is not None:
+            return sorted(self._kinds)
         return sorted({k for lane in self.lanes for k in lane.kinds})
 
+    def _register(self) -> None:
+        job_table.beat_worker(
+            self.ctx.catalog,
+            self.owner,
+            self.kinds,
+            name=self.name,
+            role=self.role,
+            source_ids=self.source_ids,
+        )
+
     def start(self) -> None:
-        job_table.beat_worker(self.ctx.catalog, self.owner, self.kinds)
+        self._serving = True
+        self._register()
         self._prune()
         for lane in self.lanes:
             for i in range(lane.threads):
@@ -157,14 +189,14 @@ class JobRunner:
     def _beat(self, _: Lane | None) -> None:
         interval = self.lease.total_seconds() / 4
         while not self._stopping.wait(interval):
-            if self.lanes and time.monotonic() - self._pruned_at >= self.PRUNE_EVERY:
+            if self._serving and time.monotonic() - self._pruned_at >= self.PRUNE_EVERY:
                 self._prune()
             try:
                 running = self.running()
                 for job_id in job_table.renew(self.ctx.catalog, self.owner, list(running), self.lease):
                     running[job_id].cancel.set()
-                if self.lanes:  # a runner that takes jobs (not the CLI running one job of its own)
-                    job_table.beat_worker(self.ctx.catalog, self.owner, self.kinds)
+                if self._serving:  # a runner that takes jobs (not the CLI running one job of its own)
+                    self._register()
             except Exception:  # the next beat tries again, well within the lease
                 log.warning("renewing job leases failed", exc_info=True)
 
@@ -225,7 +257,8 @@ class JobRunner:
                 log.exception("job %s (%s) failed", job.id, job.kind)
                 self._retry(job, f"internal error: {exc.__class__.__name__}: {exc}")
                 return
-            if control.cancel.is_set() and (self._stopping.is_set() or cancel is not None):
+            stopped = self._stopping.is_set() or control.give_back or cancel is not None
+            if control.cancel.is_set() and stopped:
                 # Stopped by a shutdown (or the CLI's Ctrl-C), not by a cancellation: the job goes back to
                 # the queue, to be resumed by the next runner, as if never begun.
                 job_table.release(catalog, self.owner, job.id, count_attempt=False)
@@ -238,6 +271,29 @@ class JobRunner:
         finally:
             with self._lock:
                 self._running.pop(job.id, None)
+
+    def give_back(self, job_ids: list[int]) -> None:
+        """Stop these running jobs and put them back in the queue (not cancelled): another runner
+        resumes them (a worker took their source over)."""
+        for job_id, control in self.running().items():
+            if job_id in job_ids:
+                control.give_back = True
+                control.cancel.set()
+
+    def run_job_id(self, job_id: int) -> str:
+        """Run one job the task engine handed over, on this thread: ``ran``; ``later`` (not due yet, or
+        another job of its key runs: handed to the engine again for then); or ``gone`` (finished, or
+        running in a live runner elsewhere; if that one vanishes the leader hands the job over again)."""
+        job = job_table.claim(self.ctx.catalog, self.owner, [], self.lease, job_id=job_id)
+        if job is not None:
+            self._run(job)
+            return "ran"
+        with self.ctx.catalog.read() as conn:
+            due = job_table.queued_until(conn, job_id)
+        if due is None:
+            return "gone"
+        job_table.dispatch(self.ctx.catalog, job_id, max(due, now_utc() + timedelta(seconds=1)))
+        return "later"
 
     def _retry(self, job: Job, error: str) -> None:
         job_table.retry_later(self.ctx.catalog, self.owner, job.id, error, job.attempts, job.max_attempts)
@@ -280,3 +336,27 @@ def server_runs(ctx: Context, kind: str) -> bool:
     """Is a job runner (a server) alive that does jobs of this kind?"""
     with ctx.catalog.read() as conn:
         return bool(job_table.live_workers(conn, kind))
+
+
+def list_workers(ctx: Context) -> dict[str, Any]:
+    """Every live job runner (servers, scan workers) with its heartbeat, the sources it serves and the
+    jobs it holds; and, per source, who runs its jobs (a scan worker, else the servers)."""
+    from mediamesh.catalog.schema import sources
+
+    with ctx.catalog.read() as conn:
+        runners = job_table.live_workers(conn)
+        names = {int(r.id): str(r.name) for r in conn.execute(select(sources.c.id, sources.c.name))}
+        served = job_table.served_sources(conn)
+    for runner in runners:
+        ids = runner.pop("sources")
+        runner["sources"] = None if ids is None else [names.get(i, str(i)) for i in ids]
+        for job in runner["jobs"]:
+            job["source"] = names.get(job.pop("source_id"))
+    return {
+        "engine": "procrastinate" if ctx.catalog.dispatch else "embedded",
+        "workers": runners,
+        "sources": {
+            name: {"served_by": served.get(source_id, []) or ["server"]}
+            for source_id, name in sorted(names.items())
+        },
+    }

@@ -32,7 +32,14 @@ from mediamesh.scanning.model import ScanStats
 from mediamesh.scanning.pipeline import ProgressFn, Scanner, ScanOptions, SourceRef
 from mediamesh.scanning.safety import MissingPolicy
 from mediamesh.services.jobs import Handler, JobControl
-from mediamesh.services.sources import backend_for, check_source, find_source, path_filter_for, record_health
+from mediamesh.services.sources import (
+    backend_for,
+    check_source,
+    find_source,
+    path_filter_for,
+    record_health,
+    scan_identity,
+)
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +81,7 @@ def run_scan(
         trigger=trigger,
         shallow=shallow,
     )
-    source = SourceRef(row.id, row.name, dict(row.identity or {}), path_filter_for(row))
+    source = SourceRef(row.id, row.name, scan_identity(ctx, row), path_filter_for(row))
     backend = backend_for(ctx, row)  # shared with probes and content: never closed here
     if top:
         _check_folder(backend, row.name, top)

@@ -29,7 +29,7 @@ from mediamesh.catalog import queries
 from mediamesh.catalog.scans import scan_summary
 from mediamesh.catalog.schema import files, scans, source_mounts, sources
 from mediamesh.catalog.times import iso, now_utc
-from mediamesh.context import Context
+from mediamesh.context import Context, mapped_path
 from mediamesh.crypto import SecretBox
 from mediamesh.errors import Conflict, Forbidden, InvalidInput, LocationUnreachable
 from mediamesh.scanning.filters import PathFilter, validate_globs
@@ -126,6 +126,8 @@ def public(conn: Connection, row: Any) -> dict[str, Any]:
         #: True or False when set; None: the default (see add_source).
         "expect_mount": options.get("expect_mount"),
         "kernel_mount": options.get("kernel_mount"),
+        #: Where scan workers (``mediamesh worker --name``) read this source as a local folder.
+        "worker_paths": options.get("worker_paths", {}),
         "identity": row.identity or {},
         "health": {
             "status": row.health_status,
@@ -639,6 +641,7 @@ def update_source(
     private_key: str | None = None,
     watch: str | None = None,
     expect_mount: bool | None = None,
+    worker_paths: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Change a source. A new location (the share moved, or is mounted elsewhere) is checked like a new
     registration and its identity recorded afresh; file records and media ids stay, being relative to the
@@ -660,6 +663,14 @@ def update_source(
         options["watch"] = validate_watch(watch)
     if expect_mount is not None:
         options["expect_mount"] = expect_mount
+    if worker_paths is not None:
+        options["worker_paths"] = validate_worker_paths(options.get("worker_paths", {}), worker_paths)
+        known = options.get("worker_identities", {})
+        options["worker_identities"] = {
+            name: identity
+            for name, identity in known.items()
+            if options["worker_paths"].get(name) == identity.get("_path")
+        }  # a new path for a worker is a new registration for it: its identity is recorded afresh
     values["options"] = options
     kind, display = row.kind, row.location
     if location is not None and options.get("kernel_mount") and location != row.location:
@@ -712,6 +723,61 @@ def update_source(
             _refuse_same(conn, kind, display, row.id)
         conn.execute(update(sources).where(sources.c.id == row.id).values(**values))
         return public(conn, find_source(conn, row.id))
+
+
+def scan_identity(ctx: Context, row: Any) -> dict[str, str]:
+    """The identity a scan compares: the source's own; or, for a worker that reads the source at a path
+    of its own (``worker_paths``), the identity that path showed the first time, recorded then (as a new
+    source's is at registration), so that an unmounted volume on the NAS is caught there too."""
+    path = mapped_path(row, ctx.worker_name)
+    if path is None or ctx.worker_name is None:
+        return dict(row.identity or {})
+    known = (row.options or {}).get("worker_identities", {}).get(ctx.worker_name)
+    if known and known.get("_path") == path:
+        return {k: v for k, v in known.items() if k != "_path"}
+    probe = backend_for(ctx, row).probe()
+    if not probe.reachable:
+        return {}  # the scan's own check finds it unreachable and says so
+    identity = dict(probe.identity)
+    with ctx.catalog.write(bump=False) as conn:
+        options = dict(conn.execute(select(sources.c.options).where(sources.c.id == row.id)).scalar() or {})
+        options["worker_identities"] = {
+            **options.get("worker_identities", {}),
+            ctx.worker_name: {**identity, "_path": path},
+        }
+        conn.execute(update(sources).where(sources.c.id == row.id).values(options=options))
+    return identity
+
+
+#: A worker's name: what ``mediamesh worker --name`` takes (the host name by default).
+_WORKER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def validate_worker_name(name: str) -> str:
+    if not _WORKER_NAME.fullmatch(name):
+        raise InvalidInput(
+            f"worker name {name!r}: letters, digits, '.', '_' and '-' only (at most 64, as --name takes)"
+        )
+    return name
+
+
+def validate_worker_paths(current: dict[str, str], changes: dict[str, str]) -> dict[str, str]:
+    """Merge worker path changes into ``current``: ``{name: "/volume1/video"}`` sets where that worker
+    reads the source as a local folder; ``{name: ""}`` removes it."""
+    merged = dict(current)
+    for name, path in changes.items():
+        validate_worker_name(name)
+        if not path:
+            merged.pop(name, None)
+            continue
+        if "\0" in path or not path.startswith("/") or os.path.normpath(path) != path:
+            raise InvalidInput(
+                f"worker path {path!r} for {name!r}: an absolute folder as that worker sees it (/volume1/video)"
+            )
+        merged[name] = path
+    if len(merged) > 32:
+        raise InvalidInput("at most 32 worker paths per source")
+    return merged
 
 
 def secret_matches(

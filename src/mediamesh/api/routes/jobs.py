@@ -41,3 +41,14 @@ def cancel_job(job_id: RowId, request: Request, ctx: Ctx, _: Write) -> dict[str,
     if control is not None:
         control.cancel.set()  # runs here: stop at once rather than at the next lease renewal
     return job
+
+
+workers_router = APIRouter(prefix="/api/v1/workers", tags=["jobs"], responses=AUTHENTICATED)
+
+
+@workers_router.get("")
+def list_workers(ctx: Ctx, _: Read) -> dict[str, Any]:
+    """The job runners alive now (servers and ``mediamesh worker`` processes): name, role, host,
+    heartbeat, the sources each serves and the jobs it runs; per source, who runs its jobs. ``engine`` is
+    ``embedded`` (SQLite: the server's own threads) or ``procrastinate`` (PostgreSQL, docs/scale-out.md)."""
+    return job_svc.list_workers(ctx)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
@@ -92,6 +92,12 @@ class SourceUpdate(_Where):
     expect_mount: bool | None = Field(
         None, description="The folder must be a mount point (true), or is a plain folder (false)."
     )
+    worker_paths: dict[str, Annotated[str, Field(max_length=4096)]] | None = Field(
+        None,
+        max_length=32,
+        description='Where scan workers read this source as a local folder, by worker name: {"nas": '
+        '"/volume1/video"} (docs/scale-out.md); "" removes a worker\'s path. Merged into the current ones.',
+    )
 
 
 class LocationTest(_Where):
@@ -170,6 +176,7 @@ def update_source(id_or_name: str, body: SourceUpdate, ctx: Ctx, token: Write) -
         private_key=body.private_key,
         watch=body.watch,
         expect_mount=body.expect_mount,
+        worker_paths=body.worker_paths,
     )
 
 
