@@ -22,7 +22,7 @@ from sqlalchemy.engine import make_url
 from mediamesh.catalog import Catalog
 from mediamesh.catalog import jobs as job_table
 from mediamesh.catalog.database import HEAD_REVISION
-from mediamesh.catalog.schema import files, jobs, media, sources
+from mediamesh.catalog.schema import files, media, sources
 from mediamesh.context import Context
 from mediamesh.errors import Conflict, InvalidInput
 from mediamesh.services import jobs as job_svc
@@ -390,7 +390,7 @@ def test_migrations_run_once_when_processes_start_together(fresh_pg: str) -> Non
         catalog = Catalog(fresh_pg)
         try:
             catalog.migrate()
-        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+        except BaseException as exc:
             errors.append(exc)
         finally:
             catalog.close()
@@ -499,12 +499,18 @@ def test_catalog_copy_to_postgresql_is_verified_idempotent_and_resumable(
 def test_cli_worker_and_copy_refuse_bad_input(tmp_path: Path) -> None:
     env = {**os.environ, "MEDIAMESH_DATA_DIR": str(tmp_path / "data")}
     embedded = subprocess.run(
-        [sys.executable, "-m", "mediamesh", "worker"], env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "mediamesh", "worker"],
+        env=env,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert embedded.returncode == 2 and "PostgreSQL" in embedded.stderr + embedded.stdout
     bad = subprocess.run(
         [sys.executable, "-m", "mediamesh", "catalog", "copy", "--to", "mysql://x/y", "--json"],
         env=env,
+        check=False,
         capture_output=True,
         text=True,
         timeout=60,
@@ -513,6 +519,7 @@ def test_cli_worker_and_copy_refuse_bad_input(tmp_path: Path) -> None:
     listed = subprocess.run(
         [sys.executable, "-m", "mediamesh", "workers", "--json"],
         env=env,
+        check=False,
         capture_output=True,
         text=True,
         timeout=60,

@@ -41,8 +41,11 @@ def install(conn: Connection) -> None:
     # query, inside the caller's transaction.
     raw = conn.connection.dbapi_connection
     assert raw is not None
-    with raw.cursor() as cursor:
+    cursor = raw.cursor()
+    try:
         cursor.execute(sql)
+    finally:
+        cursor.close()
 
 
 _DEFER = text(

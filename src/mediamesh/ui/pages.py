@@ -194,6 +194,7 @@ def _dashboard(ctx: Context, queued: list[dict[str, Any]]) -> dict[str, Any]:
             for j in job_svc.list_jobs(ctx, state=state, kind="extract", limit=10)
         ],
         "totals": media_svc.catalog_totals(ctx),
+        "workers": job_svc.list_workers(ctx),
         "just_added": _just_added(ctx),
         # Media per source are recounted in the background: the page looks again until they are current.
         "recounting": not source_svc.media_per_source_current(ctx),
