@@ -293,7 +293,8 @@ def test_a_worker_reads_the_source_at_its_own_path_and_changes_nothing(tmp_path:
         nas_view.rmdir()
         nas_view.symlink_to(share)
     ctx = _ctx(tmp_path, fresh_pg)
-    env = _env(tmp_path, fresh_pg, MEDIAMESH_LOCAL_ROOTS=str(share))  # the worker may read nothing else
+    # The worker's own roots: it may read its view of the share (or, without a bind mount, the link's target).
+    env = _env(tmp_path, fresh_pg, MEDIAMESH_LOCAL_ROOTS=f"{tmp_path / 'volume1'},{share}")
     try:
         source_svc.add_source(ctx, "video", str(share))
         assert run_scan(ctx, "video")["status"] == "completed"  # by the server, at the server's path
@@ -526,3 +527,66 @@ def test_cli_worker_and_copy_refuse_bad_input(tmp_path: Path) -> None:
     )
     assert listed.returncode == 0, listed.stderr
     assert json.loads(listed.stdout)["engine"] == "embedded"
+
+
+# -- the server in the scale-out mode -------------------------------------------------------------------
+def test_a_server_on_postgresql_leads_runs_scans_on_the_engine_and_shows_its_workers(
+    tmp_path: Path, fresh_pg: str
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from mediamesh.server import create_app
+    from mediamesh.services import tokens as token_svc
+
+    _tree(tmp_path / "lib", 25)
+    settings = make_settings(
+        tmp_path, fresh_pg, job_lease_seconds=LEASE, thumbnails="off", local_roots=str(tmp_path)
+    )
+    app = create_app(settings)
+    with TestClient(app, client=("127.0.0.1", 40000)) as client:
+        ctx = app.state.ctx
+        headers = {"Authorization": f"Bearer {token_svc.create_token(ctx, 'admin', 'admin')[1]}"}
+        assert app.state.leadership.leading.is_set(), "a lone server leads"
+        assert (
+            client.post(
+                "/api/v1/sources", json={"name": "lib", "location": str(tmp_path / "lib")}, headers=headers
+            ).status_code
+            == 201
+        )
+        started = client.post("/api/v1/sources/lib/scans", headers=headers).json()
+        _wait(lambda: _job(ctx, started["job"])["state"] == "completed", message=str(started))
+        writer = {"Authorization": f"Bearer {token_svc.create_token(ctx, 'w', 'write')[1]}"}
+        refused = client.patch("/api/v1/sources/lib", json={"worker_paths": {"nas": "/"}}, headers=writer)
+        assert refused.status_code == 403, "where a worker reads is an admin's choice, as a local folder is"
+        bad = client.patch("/api/v1/sources/lib", json={"worker_paths": {"-x": "/v"}}, headers=headers)
+        assert bad.status_code == 422 and "worker name" in bad.json()["error"]["message"]
+        workers = client.get("/api/v1/workers", headers=headers).json()
+        assert workers["engine"] == "procrastinate"
+        assert [(w["role"], w["sources"]) for w in workers["workers"]] == [("server", None)]
+        assert workers["sources"] == {"lib": {"served_by": ["server"]}}
+        from tests.test_ui import sign_in
+
+        sign_in(client, ctx, "read")
+        page = client.get("/")
+        assert page.status_code == 200 and 'data-worker="' in page.text and "every source" in page.text
+        assert len(_file_rows(ctx)) == 25
+    assert not app.state.leadership.leading.is_set(), "stopping lets the lock go"
+
+
+def test_the_embedded_server_says_so(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from mediamesh.server import create_app
+    from mediamesh.services import tokens as token_svc
+
+    app = create_app(make_settings(tmp_path))
+    with TestClient(app, client=("127.0.0.1", 40000)) as client:
+        headers = {"Authorization": f"Bearer {token_svc.create_token(app.state.ctx, 'r', 'read')[1]}"}
+        workers = client.get("/api/v1/workers", headers=headers).json()
+        assert workers["engine"] == "embedded"
+        assert [w["role"] for w in workers["workers"]] == ["server"]
+        from tests.test_ui import sign_in
+
+        sign_in(client, app.state.ctx, "read")
+        page = client.get("/")
+        assert page.status_code == 200 and "Sources" in page.text and "data-worker" not in page.text

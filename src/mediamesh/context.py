@@ -58,9 +58,8 @@ class Context:
 
     def _backend_of(self, row: Any) -> Backend:
         path = mapped_path(row, self.worker_name)
-        if path is not None:  # the share as this worker sees it: only that folder may be read
-            roots = LocalRoots(allowed=(os.path.realpath(path),), protected=self.local_roots.protected)
-            return open_backend("local", path, None, roots)
+        if path is not None:  # the share as this worker sees it, within this worker's MEDIAMESH_LOCAL_ROOTS
+            return open_backend("local", path, None, self.local_roots)
         return open_backend(row.kind, row.location, self.secret_of(row), self.local_roots)
 
     def close(self) -> None:

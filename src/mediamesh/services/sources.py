@@ -664,6 +664,8 @@ def update_source(
     if expect_mount is not None:
         options["expect_mount"] = expect_mount
     if worker_paths is not None:
+        if not may_move_local:  # a folder a worker will read, on a machine of its own: like a local source
+            raise Forbidden("setting where workers read a source needs an admin token")
         options["worker_paths"] = validate_worker_paths(options.get("worker_paths", {}), worker_paths)
         known = options.get("worker_identities", {})
         options["worker_identities"] = {
