@@ -103,8 +103,12 @@ def test_the_scheduler_scans_through_the_queue(ctx: Context, library: Path) -> N
 
 
 def _queue(ctx: Context, limit: int = 2) -> tuple[ScanQueue, JobRunner]:
-    """The server's scan queue on a started job runner (polling fast: the tests wait for it)."""
+    """The server's scan queue on a started embedded job runner (polling fast: the tests wait for it), on
+    either catalog: the queue's own logic is under test here; tests/test_scale_out.py runs scans through
+    the task engine of the PostgreSQL mode."""
     ctx.settings.max_scans = limit
+    ctx.settings.task_engine = "embedded"
+    ctx.catalog.dispatch = False
     jobs = job_runner(ctx)
     jobs.poll = 0.05
     jobs.start()
