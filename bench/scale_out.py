@@ -168,11 +168,11 @@ def rows_of(ctx: Context) -> Rows:
 
 
 def scans_done(ctx: Context, job_ids: list[int]) -> bool:
-    states = [job_svc.get_job(ctx, j)["state"] for j in job_ids]
-    bad = [s for s in states if s in ("failed", "cancelled")]
+    found = [job_svc.get_job(ctx, j) for j in job_ids]
+    bad = [(j["state"], j["attempts"], j["error"]) for j in found if j["state"] in ("failed", "cancelled")]
     if bad:
         raise RuntimeError(f"a scan job ended {bad}")
-    return all(s == "completed" for s in states)
+    return all(j["state"] == "completed" for j in found)
 
 
 # -- 1. first scan: embedded, one worker, two workers ---------------------------------------------------
@@ -256,6 +256,7 @@ def kills(work: Path, tree: Path, count: int, runs: int, dbs: Databases) -> list
                 victim = next((p for p in procs if p.pid == pid), None)
                 if victim is not None:
                     victim.kill()
+                    victim.wait(10)  # reaped, as a supervisor (systemd, docker) would
                     killed_mid += 1
             t1 = time.perf_counter()
             wait(lambda: scans_done(ctx, [job]), 300)  # noqa: B023

@@ -33,6 +33,10 @@ from mediamesh.errors import Conflict, MediameshError, NotFound
 log = logging.getLogger(__name__)
 
 
+#: A job whose work is busy elsewhere (see _run) is looked at again after this.
+BUSY_RETRY = timedelta(seconds=15)
+
+
 class RetryLater(Exception):
     """The job could not be done now (a source busy elsewhere); it is tried again with backoff."""
 
@@ -243,8 +247,13 @@ class JobRunner:
             try:
                 result = handler(self.ctx, job, control)
             except MediameshError as exc:
-                if isinstance(exc, Conflict):  # busy elsewhere (a CLI scan of the same source)
-                    self._retry(job, exc.message)
+                if isinstance(exc, Conflict):
+                    # Busy elsewhere: a CLI scan of the same source, or the scan record of a runner that
+                    # died on another machine (it counts as abandoned once its heartbeat is stale). Waiting
+                    # is no failure: looked at again shortly, without using up an attempt.
+                    job_table.release(
+                        catalog, self.owner, job.id, exc.message, delay=BUSY_RETRY, count_attempt=False
+                    )
                 else:  # bad input: retrying cannot help; the code lets a waiting caller raise it again
                     job_table.finish(
                         catalog, self.owner, job.id, "failed", {"error_code": exc.code}, exc.message
