@@ -55,6 +55,8 @@ def _render_one(s: dict[str, Any]) -> None:
     if s.get("priority"):
         out.print(f"  priority: {s['priority']}")
     out.print(f"  watch: {describe_watch(s)}", markup=False)
+    for worker, path in sorted((s.get("worker_paths") or {}).items()):
+        out.print(f"  worker {worker} reads it at {path}", markup=False)
     scan = s["last_scan"]
     if scan:
         out.print(

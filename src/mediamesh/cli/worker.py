@@ -86,6 +86,9 @@ def workers(as_json: bool = JsonOption) -> None:
 
 def _render_workers(data: dict[str, Any]) -> None:
     out.print(f"task engine: {data['engine']}")
+    if not data["workers"]:
+        out.print("no job runner is alive (start `mediamesh serve` or `mediamesh worker`)", markup=False)
+        return
     table = Table("name", "role", "host", "serves", "heartbeat", "running")
     for w in data["workers"]:
         running = ", ".join(
@@ -101,8 +104,6 @@ def _render_workers(data: dict[str, Any]) -> None:
             escape(running or "-"),
         )
     out.print(table)
-    if not data["workers"]:
-        out.print("no job runner is alive (start `mediamesh serve` or `mediamesh worker`)")
 
 
 @catalog_app.command("copy")
