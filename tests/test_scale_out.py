@@ -205,6 +205,9 @@ def test_a_worker_serves_its_source_and_the_server_leaves_it(tmp_path: Path, fre
                 "laptop": {"served_by": ["server"]},
                 "nas": {"served_by": ["nas-box"]},
             }
+            # A CLI scan leaves enrichment to a runner only if it serves the source.
+            assert job_svc.server_runs(ctx, "extract", nas["id"])
+            assert not job_svc.server_runs(ctx, "extract", laptop["id"])
             # The server stops taking the NAS's jobs: only the worker does.
             assert server_queues(ctx) == ["mediamesh", f"source-{laptop['id']}"]
             job_id = ScanQueue(ctx).start("nas", trigger="api", wait=0)["job"]

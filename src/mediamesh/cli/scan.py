@@ -144,7 +144,7 @@ def _enrich(
     job_id = scan_svc.queue_enrichment(ctx, source_id, trigger="cli")
     if no_extract:
         return {"job": job_id, "where": "later", "state": "queued", "pending": pending}
-    if job_svc.server_runs(ctx, "extract"):
+    if job_svc.server_runs(ctx, "extract", source_id):
         return {"job": job_id, "where": "server", "state": "queued", "pending": pending}
     task = progress.add_task("enriching (in this process)", total=pending, counts="", folder="")
 

@@ -341,10 +341,14 @@ def cancel_job(ctx: Context, job_id: int) -> dict[str, Any]:
     return get_job(ctx, job_id)
 
 
-def server_runs(ctx: Context, kind: str) -> bool:
-    """Is a job runner (a server) alive that does jobs of this kind?"""
+def server_runs(ctx: Context, kind: str, source_id: int | None = None) -> bool:
+    """Is a job runner alive that does jobs of this kind (for this source: a scan worker serving other
+    sources only would never take them)?"""
     with ctx.catalog.read() as conn:
-        return bool(job_table.live_workers(conn, kind))
+        return any(
+            source_id is None or w["sources"] is None or source_id in w["sources"]
+            for w in job_table.live_workers(conn, kind)
+        )
 
 
 def list_workers(ctx: Context) -> dict[str, Any]:
