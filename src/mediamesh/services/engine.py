@@ -20,6 +20,7 @@ to that worker, and taken back when the worker goes away.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
@@ -115,7 +116,8 @@ class EngineWorker:
         self.runner.give_back(list(self.runner.running()))
         loop, worker = self._loop, self._worker
         if loop is not None and worker is not None:
-            loop.call_soon_threadsafe(worker.stop)
+            with contextlib.suppress(RuntimeError):  # the loop ended meanwhile: nothing left to stop
+                loop.call_soon_threadsafe(worker.stop)
         if self._thread is not None:
             self._thread.join(timeout)
 
