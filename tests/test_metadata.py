@@ -132,6 +132,7 @@ def test_metadata_over_smb(samba: SambaServer, tmp_path: Path) -> None:
     try:
         source_svc.add_source(ctx, "nas", samba.url(share.name), password=PASSWORD)
         summary = scan_and_enrich(ctx, "nas")
+        assert (summary["status"], summary["files_new"]) == ("completed", 7), summary  # with big.mov
         assert summary["metadata"]["probed"] == 7, summary["metadata"]
         assert 0 < summary["metadata"]["max_bytes_large_file"] <= 4_000_000
         check_values(ctx, files)
