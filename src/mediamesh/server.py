@@ -21,7 +21,7 @@ from mediamesh.context import Context, create_context
 from mediamesh.dav import routes as dav
 from mediamesh.services.discovery import Discovery
 from mediamesh.services.duties import LeaderDuties
-from mediamesh.services.engine import EngineWorker, server_queues
+from mediamesh.services.engine import EngineWorker, engine_runner, server_queues
 from mediamesh.services.events import EventHub
 from mediamesh.services.jobs import JobRunner, Lane
 from mediamesh.services.leader import Leadership
@@ -39,7 +39,7 @@ def job_runner(ctx: Context) -> JobRunner:
     """Embedded mode: scans on ``max_scans`` threads; enrichment on one of its own, so that it never holds
     back a scan. Scale-out mode: no threads of its own; the task engine hands jobs over (EngineWorker)."""
     if ctx.settings.uses_task_engine:
-        return JobRunner(ctx, HANDLERS, [], kinds=sorted(HANDLERS), name=socket.gethostname(), role="server")
+        return engine_runner(ctx, socket.gethostname(), "server")
     lanes = [Lane("scan", ("scan",), ctx.settings.max_scans), Lane("enrich", ("extract",), 1)]
     return JobRunner(ctx, HANDLERS, lanes)
 
@@ -100,9 +100,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.token_cache = TokenCache()
     app.state.scans = scans
     app.state.jobs = runner
-    app.state.engine = engine
     app.state.leadership = leadership
-    app.state.duties = duties
     app.state.discovery = Discovery(ctx)
     app.state.events = hub
     metrics = Metrics(ctx, scans)

@@ -141,11 +141,19 @@ def dispatch(catalog: Catalog, job_id: int, at: datetime | None = None) -> None:
     if not catalog.dispatch:
         return
     with catalog.write(bump=False) as conn:
-        row = conn.execute(
-            select(jobs.c.source_id, jobs.c.priority).where(jobs.c.id == job_id, jobs.c.state.in_(ACTIVE))
-        ).first()
-        if row is not None:
-            task_engine.defer(conn, job_id, row.source_id, row.priority, at)
+        _hand_over(conn, job_id, at)
+
+
+def _hand_over(conn: Connection, job_id: int, at: datetime | None = None) -> None:
+    """Defer an active job to the task engine, in the caller's transaction, for ``at`` (by default when
+    it is due)."""
+    row = conn.execute(
+        select(jobs.c.source_id, jobs.c.priority, jobs.c.run_after).where(
+            jobs.c.id == job_id, jobs.c.state.in_(ACTIVE)
+        )
+    ).first()
+    if row is not None:
+        task_engine.defer(conn, job_id, row.source_id, row.priority, at or row.run_after)
 
 
 def dispatch_orphans(catalog: Catalog) -> int:
@@ -313,13 +321,9 @@ def _dispatch_next_of_key(conn: Connection, job_id: int) -> None:
     key = conn.execute(select(jobs.c.key).where(jobs.c.id == job_id)).scalar()
     if key is None:
         return
-    waiting = conn.execute(
-        select(jobs.c.id, jobs.c.source_id, jobs.c.priority, jobs.c.run_after).where(
-            jobs.c.key == key, jobs.c.state == "queued"
-        )
-    ).first()
+    waiting = conn.execute(select(jobs.c.id).where(jobs.c.key == key, jobs.c.state == "queued")).scalar()
     if waiting is not None:
-        task_engine.defer(conn, waiting.id, waiting.source_id, waiting.priority, waiting.run_after)
+        _hand_over(conn, int(waiting))
 
 
 def retry_later(
@@ -371,8 +375,7 @@ def release(
             )
         ).rowcount
         if released and catalog.dispatch:
-            back = conn.execute(select(jobs.c.source_id, jobs.c.priority).where(jobs.c.id == job_id)).one()
-            task_engine.defer(conn, job_id, back.source_id, back.priority, now + (delay or timedelta(0)))
+            _hand_over(conn, job_id)
 
 
 def request_cancel(catalog: Catalog, job_id: int) -> str | None:
@@ -551,8 +554,13 @@ def live_workers(conn: Connection, kind: str | None = None) -> list[dict[str, An
 def served_sources(conn: Connection) -> dict[int, list[str]]:
     """Sources that live scan workers (``mediamesh worker --source``) serve, with those workers' names:
     the server leaves their jobs to them."""
+    return served_by(live_workers(conn))
+
+
+def served_by(runners: list[dict[str, Any]]) -> dict[int, list[str]]:
+    """:func:`served_sources` of runners already read (see live_workers)."""
     served: dict[int, list[str]] = {}
-    for worker in live_workers(conn):
+    for worker in runners:
         if worker["role"] == "worker" and worker["sources"] is not None:
             for source_id in worker["sources"]:
                 served.setdefault(source_id, []).append(worker["name"])

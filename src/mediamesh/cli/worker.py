@@ -17,9 +17,7 @@ from mediamesh.cli.output import JsonOption, context, emit, fail, out
 from mediamesh.errors import InvalidInput
 from mediamesh.services import jobs as job_svc
 from mediamesh.services.catalog_copy import copy_catalog
-from mediamesh.services.engine import EngineWorker, worker_queues
-from mediamesh.services.jobs import JobRunner
-from mediamesh.services.scans import HANDLERS
+from mediamesh.services.engine import EngineWorker, engine_runner, worker_queues
 from mediamesh.services.sources import find_source, validate_worker_name
 
 catalog_app = typer.Typer(
@@ -58,9 +56,7 @@ def worker(
                 rows = [find_source(conn, s) for s in source]
             ids = sorted({r.id for r in rows})
             names = [r.name for r in rows]
-        runner = JobRunner(
-            ctx, HANDLERS, [], kinds=sorted(HANDLERS), name=worker_name, role="worker", source_ids=ids
-        )
+        runner = engine_runner(ctx, worker_name, "worker", ids)
         queues = worker_queues(ids)
         engine = EngineWorker(ctx, runner, lambda: queues, concurrency, name=f"worker@{worker_name}")
         stop = threading.Event()

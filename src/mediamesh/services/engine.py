@@ -34,6 +34,7 @@ from mediamesh.catalog import jobs as job_table
 from mediamesh.catalog.schema import sources
 from mediamesh.context import Context
 from mediamesh.services.jobs import JobRunner
+from mediamesh.services.scans import HANDLERS
 
 if TYPE_CHECKING:
     import procrastinate
@@ -63,6 +64,12 @@ def make_app(ctx: Context, runner: JobRunner, pool_size: int) -> procrastinate.A
         return runner.run_job_id(int(job_id))
 
     return app
+
+
+def engine_runner(ctx: Context, name: str, role: str, source_ids: list[int] | None = None) -> JobRunner:
+    """A runner that takes its jobs from the task engine (no polling threads of its own): a server's
+    (``role="server"``) or a worker's, serving ``source_ids`` (None: every source)."""
+    return JobRunner(ctx, HANDLERS, [], kinds=sorted(HANDLERS), name=name, role=role, source_ids=source_ids)
 
 
 def worker_queues(source_ids: list[int] | None) -> list[str] | None:
@@ -99,12 +106,10 @@ class EngineWorker:
         #: Heartbeats this often; a worker silent for a lease is stalled, its tasks handed over.
         self.heartbeat = max(0.5, lease / 6)
         self.stalled_after = lease
-        self.serving: list[str] | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._worker: Any = None
-        self.restarts = 0
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._main, name="mediamesh-engine", daemon=True)
@@ -150,7 +155,6 @@ class EngineWorker:
                             fetch_job_polling_interval=5.0,
                             abort_job_polling_interval=30.0,
                         )
-                        self.serving = queues
                         run = asyncio.create_task(worker.run())  # type: ignore[no-untyped-call]
                         await self._watch(app, run, queues)
                         worker.stop()  # type: ignore[no-untyped-call]
@@ -158,9 +162,7 @@ class EngineWorker:
                         backoff = 1.0
             except Exception:  # the database went away: wait, then connect again (no restart needed)
                 log.warning("the task engine stopped; starting again in %.0f s", backoff, exc_info=True)
-            self.serving = None
             self._worker = None
-            self.restarts += 1
             await asyncio.to_thread(self._stop.wait, backoff)
             backoff = min(30.0, backoff * 2)
 

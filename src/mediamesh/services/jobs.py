@@ -26,6 +26,7 @@ from sqlalchemy import select
 
 from mediamesh.catalog import jobs as job_table
 from mediamesh.catalog.jobs import LEASE, Job
+from mediamesh.catalog.schema import sources
 from mediamesh.catalog.times import now_utc
 from mediamesh.context import Context
 from mediamesh.errors import Conflict, MediameshError, NotFound
@@ -354,12 +355,10 @@ def server_runs(ctx: Context, kind: str, source_id: int | None = None) -> bool:
 def list_workers(ctx: Context) -> dict[str, Any]:
     """Every live job runner (servers, scan workers) with its heartbeat, the sources it serves and the
     jobs it holds; and, per source, who runs its jobs (a scan worker, else the servers)."""
-    from mediamesh.catalog.schema import sources
-
     with ctx.catalog.read() as conn:
         runners = job_table.live_workers(conn)
         names = {int(r.id): str(r.name) for r in conn.execute(select(sources.c.id, sources.c.name))}
-        served = job_table.served_sources(conn)
+    served = job_table.served_by(runners)
     for runner in runners:
         ids = runner.pop("sources")
         runner["sources"] = None if ids is None else [names.get(i, str(i)) for i in ids]
